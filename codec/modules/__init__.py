@@ -1,0 +1,1 @@
+"""Building blocks with per-layer streaming state: frame convs, ConvNeXt trunk, STFT front/head."""
