@@ -89,8 +89,10 @@ class Decoder(nn.Module):
 
         Returns ``[N, F * hop]``, delayed by ``hop`` samples (see :mod:`codec.modules.spectral`).
         """
-        x = self.trunk(self.proj(latent), state.trunk, frame_mask)
-        return self.head(x, state.head)
+        causal = self.trunk.blocks[0].dwconv.causal
+        # A causal trunk never lets padding frames reach earlier frames: no mask needed there.
+        x = self.trunk(self.proj(latent), state.trunk, None if causal else frame_mask)
+        return self.head(x, state.head, frame_mask)
 
 
 class CodecModel(nn.Module):

@@ -105,13 +105,18 @@ class ISTFTHead(nn.Module):
         spec = torch.polar(mag, phase)
         return torch.fft.irfft(spec, n=self.n_fft) * self.window
 
-    def forward(self, x: torch.Tensor, state: SampleTailState) -> torch.Tensor:
-        """Args: x ``[B, F, dim]``; state updated in place. Returns ``[B, F * hop]``.
+    def forward(
+        self, x: torch.Tensor, state: SampleTailState, frame_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Args: x ``[B, F, dim]``; state updated in place; frame_mask ``[B, F, 1]`` zeroes the
+        frames past each item's end, so a padded item overlap-adds exactly as it would alone.
 
-        Output block ``j`` of this call is input-time block ``t0 + j - 1`` (``t0``: first frame
-        of the call), i.e. the stream is delayed by ``hop`` samples.
+        Returns ``[B, F * hop]``: output block ``j`` of this call is input-time block
+        ``t0 + j - 1`` (``t0``: first frame of the call), i.e. the stream lags by ``hop`` samples.
         """
         frames = self.frames(x)
+        if frame_mask is not None:
+            frames = frames * frame_mask
         h = self.hop
         first, second = frames[..., :h], frames[..., h:]
         prev = torch.cat([state.tail[:, None].to(frames.dtype), second[:, :-1]], dim=1)

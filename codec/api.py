@@ -1,0 +1,285 @@
+"""The tokenizer API: :class:`Codec` turns batches of audio into :class:`Codes` and back.
+
+Promises, each held by a test:
+
+* batch invariance: item ``i`` of a padded batch gets exactly the codes it gets alone and
+  decodes to the same samples;
+* determinism: the same input gives the same codes, across runs and batch sizes;
+* variable bitrate: the first ``k`` codebooks are a valid lower-bitrate encoding;
+* streaming parity: a causal model streamed in any chunking gives the offline result.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+from codec import pretrained
+from codec.audio import AudioError, as_batch, resample, resampled_length
+from codec.checkpoint import load_model
+from codec.config import CodecConfig
+from codec.model import CodecModel, build_model
+from codec.streaming import Stream, check_codes
+from codec.tokens import Codes
+
+# Offline inputs are padded to at least this many frames so every matrix product has enough
+# rows to take the same kernel path as a long input: a row's result then does not depend on
+# the batch size or length, which is what makes codes batch-invariant bit for bit.
+_MIN_FRAMES = 16
+
+
+class Codec:
+    """A loaded codec model with the tokenizer API.
+
+    Args:
+        model: the underlying :class:`CodecModel` (put in eval mode).
+        name: a name recorded in the codes and token files.
+    """
+
+    def __init__(self, model: CodecModel, name: str | None = None) -> None:
+        self.model = model.eval()
+        self.name = name or model.cfg.name
+        self._config_hash = model.cfg.hash()
+
+    # -- construction ---------------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(
+        cls, name_or_dir: str | Path | None = None, device: str | torch.device | None = None
+    ) -> Codec:
+        """Load the bundled default model (no argument), a bundled model by name, or a model directory."""
+        if name_or_dir is not None and Path(name_or_dir).is_dir():
+            folder, name = Path(name_or_dir), None
+        elif name_or_dir is not None and (Path(name_or_dir).exists() or "/" in str(name_or_dir)):
+            raise FileNotFoundError(f"{name_or_dir}: no such model directory")
+        else:
+            folder = pretrained.model_dir(None if name_or_dir is None else str(name_or_dir))
+            name = folder.name
+        return cls(load_model(folder, device), name)
+
+    @classmethod
+    def from_config(cls, config: CodecConfig | str | Path, device: str | torch.device | None = None) -> Codec:
+        """A randomly initialised codec (for tests and training), from a config or preset."""
+        cfg = config if isinstance(config, CodecConfig) else CodecConfig.from_yaml(config)
+        return cls(build_model(cfg).to(device or "cpu"))
+
+    def to(self, device: str | torch.device) -> Codec:
+        self.model.to(device)
+        return self
+
+    # -- properties -----------------------------------------------------------------------------
+
+    @property
+    def config(self) -> CodecConfig:
+        return self.model.cfg
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def sample_rate(self) -> int:
+        return self.config.sample_rate
+
+    @property
+    def hop_length(self) -> int:
+        return self.config.hop_length
+
+    @property
+    def frame_rate(self) -> float:
+        return self.config.frame_rate
+
+    @property
+    def codebook_size(self) -> int:
+        return self.config.quantizer.codebook_size
+
+    @property
+    def total_codebooks(self) -> int:
+        return self.config.quantizer.total_codebooks
+
+    @property
+    def causal(self) -> bool:
+        return self.config.causal
+
+    @property
+    def lookahead(self) -> int:
+        """Decoder lookahead in samples: streamed audio lags its codes by this much."""
+        return self.model.decoder_delay
+
+    def bitrate(self, num_codebooks: int | None = None) -> float:
+        """Bits per second per channel: ``frame_rate * K * log2(codebook_size)``."""
+        k = self._check_num_codebooks(num_codebooks)
+        return self.frame_rate * k * math.log2(self.codebook_size)
+
+    # -- offline --------------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def encode(
+        self,
+        wav: torch.Tensor,
+        sample_rate: int,
+        lengths: torch.Tensor | list[int] | None = None,
+        num_codebooks: int | None = None,
+    ) -> Codes:
+        """Encode a padded batch.
+
+        Args:
+            wav: ``[B, C, T]`` float samples in [-1, 1] (or ``[T]`` for one mono clip); each
+                channel is coded separately.
+            sample_rate: rate of ``wav``; resampled to the model's rate if different.
+            lengths: ``[B]`` valid samples per item (default: all ``T``); samples past an item's
+                length are ignored.
+            num_codebooks: codebooks to produce (default: all); lower means lower bitrate.
+        Returns: :class:`Codes` with ``codes [B * C, K, F]``.
+        """
+        wav = as_batch(wav)
+        k = self._check_num_codebooks(num_codebooks)
+        if not isinstance(sample_rate, int) or isinstance(sample_rate, bool) or sample_rate <= 0:
+            raise AudioError(f"sample_rate must be a positive integer, got {sample_rate!r}")
+        b, c, t = wav.shape
+        orig_lengths = self._check_lengths(lengths, b, t)
+        rows = self._to_model_rate(wav, orig_lengths, sample_rate)
+        model_lengths = resampled_length(orig_lengths, sample_rate, self.sample_rate)
+        n_frames = int(
+            torch.div(model_lengths.max() + self.hop_length - 1, self.hop_length, rounding_mode="floor")
+        )
+        padded = max(n_frames, _MIN_FRAMES) * self.hop_length
+        rows = torch.nn.functional.pad(rows, (0, padded - rows.shape[-1]))
+        frame_mask = None if self.causal else self._frame_mask(model_lengths, c, padded // self.hop_length)
+        codes = self.model.encode(rows, k, frame_mask=frame_mask)[..., :n_frames]
+        return Codes(
+            codes=codes.contiguous(),
+            lengths=model_lengths,
+            sample_rate=self.sample_rate,
+            hop_length=self.hop_length,
+            codebook_size=self.codebook_size,
+            channels=c,
+            original_sample_rate=sample_rate,
+            original_lengths=orig_lengths,
+            model=self.name,
+            config_hash=self._config_hash,
+        )
+
+    @torch.inference_mode()
+    def decode(self, codes: Codes, sample_rate: int | None = None) -> torch.Tensor:
+        """Decode to ``[B, C, T]`` with ``T = max(lengths)``, zeros past each item's length.
+
+        Args:
+            codes: as returned by :meth:`encode` (any number of codebooks from 1 up).
+            sample_rate: output rate (default: the model's); ``codes.original_sample_rate``
+                restores the input's rate.
+        """
+        self._check_codes_match(codes)
+        lengths = codes.lengths.to(torch.long).cpu()
+        n_frames = codes.num_frames
+        padded = max(n_frames, _MIN_FRAMES)
+        data = torch.nn.functional.pad(codes.codes, (0, padded - n_frames)).to(self.device)
+        frame_mask = self._frame_mask(lengths, codes.channels, padded)
+        wav = self.model.decode_offline(data, frame_mask).float().cpu()
+        t = int(lengths.max())
+        wav = wav[:, :t].reshape(codes.batch_size, codes.channels, t)
+        wav = wav * (torch.arange(t)[None, :] < lengths[:, None])[:, None, :]
+        if sample_rate is None or sample_rate == self.sample_rate:
+            return wav
+        out_lengths = resampled_length(lengths, self.sample_rate, sample_rate)
+        out = resample(wav, self.sample_rate, sample_rate)[..., : int(out_lengths.max())]
+        return out * (torch.arange(out.shape[-1])[None, :] < out_lengths[:, None])[:, None, :]
+
+    # -- files and streams ----------------------------------------------------------------------
+
+    def encode_file(self, path: str | Path, num_codebooks: int | None = None) -> Codes:
+        """Encode an audio file (any format soundfile reads) in bounded memory."""
+        from codec.files import encode_file
+
+        return encode_file(self, path, num_codebooks=num_codebooks)
+
+    def decode_file(self, path: str | Path, output: str | Path | None = None) -> tuple[torch.Tensor, int]:
+        """Decode a token file to ``([C, T], sample_rate)`` at its original rate and channels;
+        also writes ``output`` (WAV/FLAC/OGG by extension) when given."""
+        from codec.files import decode_file
+
+        return decode_file(self, path, output)
+
+    def stream(self, batch_size: int = 1, channels: int = 1, num_codebooks: int | None = None) -> Stream:
+        """A new, independent streaming handle (causal models only); see :class:`codec.streaming.Stream`."""
+        return Stream(self.model, batch_size, channels, self._check_num_codebooks(num_codebooks))
+
+    # -- checks ---------------------------------------------------------------------------------
+
+    def _check_num_codebooks(self, num_codebooks: int | None) -> int:
+        if num_codebooks is None:
+            return self.total_codebooks
+        if isinstance(num_codebooks, bool) or not isinstance(num_codebooks, int):
+            raise ValueError(f"num_codebooks must be an integer, got {num_codebooks!r}")
+        if not 1 <= num_codebooks <= self.total_codebooks:
+            raise ValueError(f"num_codebooks must be in 1..{self.total_codebooks}, got {num_codebooks}")
+        return num_codebooks
+
+    @staticmethod
+    def _check_lengths(lengths: torch.Tensor | list[int] | None, batch: int, t: int) -> torch.Tensor:
+        if lengths is None:
+            return torch.full((batch,), t, dtype=torch.long)
+        lengths = torch.as_tensor(lengths).to("cpu")
+        if lengths.dim() != 1 or lengths.shape[0] != batch or lengths.dtype.is_floating_point:
+            raise AudioError(f"lengths must be {batch} integers (one per item), got {lengths.tolist()!r}")
+        if int(lengths.min()) < 1 or int(lengths.max()) > t:
+            raise AudioError(f"lengths must be in 1..{t} (the padded length), got {lengths.tolist()}")
+        return lengths.to(torch.long)
+
+    def _to_model_rate(self, wav: torch.Tensor, lengths: torch.Tensor, sample_rate: int) -> torch.Tensor:
+        """``[B, C, T]`` -> mono rows ``[B * C, T']`` at the model rate, zero past each length.
+
+        Items are resampled one by one at their own lengths, so padding never changes them.
+        """
+        b, c, t = wav.shape
+        param = next(self.model.parameters())
+        wav = wav.to(param.device, param.dtype)
+        if sample_rate == self.sample_rate:
+            mask = torch.arange(t, device=wav.device)[None, :] < lengths.to(wav.device)[:, None]
+            return (wav * mask[:, None, :]).reshape(b * c, t)
+        new_lengths = resampled_length(lengths, sample_rate, self.sample_rate)
+        out = wav.new_zeros(b, c, int(new_lengths.max()))
+        for i in range(b):
+            item = resample(wav[i, :, : int(lengths[i])], sample_rate, self.sample_rate)
+            n = int(new_lengths[i])
+            out[i, :, :n] = item[:, :n]
+        return out.reshape(b * c, -1)
+
+    def _frame_mask(self, lengths: torch.Tensor, channels: int, n_frames: int) -> torch.Tensor:
+        frames = torch.div(lengths + self.hop_length - 1, self.hop_length, rounding_mode="floor")
+        mask = torch.arange(n_frames)[None, :] < frames.repeat_interleave(channels)[:, None]
+        return mask[..., None].to(self.device, next(self.model.parameters()).dtype)
+
+    def _check_codes_match(self, codes: Codes) -> None:
+        if not isinstance(codes, Codes):
+            raise TypeError(
+                f"decode expects a Codes object (from encode or read_codes), got {type(codes).__name__}"
+            )
+        if codes.config_hash and codes.config_hash != self._config_hash:
+            raise ValueError(
+                f"these codes were made by model {codes.model!r} (config {codes.config_hash}), "
+                f"not by this model {self.name!r} (config {self._config_hash})"
+            )
+        if codes.sample_rate != self.sample_rate or codes.hop_length != self.hop_length:
+            raise ValueError(
+                f"codes are for {codes.sample_rate} Hz / hop {codes.hop_length}, "
+                f"this model is {self.sample_rate} Hz / hop {self.hop_length}"
+            )
+        if codes.codebook_size != self.codebook_size:
+            raise ValueError(
+                f"codes use {codes.codebook_size}-entry codebooks, this model {self.codebook_size}"
+            )
+        check_codes(codes.codes, codes.batch_size * codes.channels, self.total_codebooks, self.codebook_size)
+        if codes.codes.shape[0] % codes.channels:
+            raise ValueError(
+                f"codes rows ({codes.codes.shape[0]}) are not a multiple of channels ({codes.channels})"
+            )
+        if codes.lengths.shape != (codes.batch_size,):
+            raise ValueError(f"codes.lengths must have one entry per item ({codes.batch_size})")
+        if int(codes.frame_lengths.max()) > codes.num_frames or int(codes.lengths.min()) < 1:
+            raise ValueError("codes.lengths do not fit the number of frames in codes.codes")
+
+
+__all__ = ["Codec"]

@@ -1,0 +1,173 @@
+"""Stateful causal streaming: the handle returned by ``Codec.stream()``.
+
+A :class:`Stream` owns the per-layer state of one batch of independent streams (several
+streams on one model never share state).  ``encode`` accepts chunks of any length, buffers
+them to whole frames and returns the codes of the frames completed; ``decode`` turns any
+number of frames into ``frames * hop_length`` samples.  Decoded audio lags the codes by
+:attr:`Stream.lookahead` samples (the iSTFT overlap): the first ``lookahead`` samples a stream
+produces are the pre-roll before time zero, and :meth:`Stream.flush` returns the last ones.
+
+Offline encoding and decoding run the same layers from a fresh (zero) state, so a stream in
+any chunking reproduces the offline result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from codec.model import CodecModel
+
+
+class StreamingError(RuntimeError):
+    """The model cannot stream, or a stream was fed input of the wrong shape."""
+
+
+@dataclass
+class StreamFlush:
+    """What :meth:`Stream.flush` returns.
+
+    Attributes:
+        codes: ``[B * C, K, f]`` codes of the buffered partial frame, zero-padded (``f`` is 0
+            when nothing was pending).
+        wav: ``[B, C, n]`` the audio still held by the decoder (``n = lookahead``, plus the
+            decoded flushed frame when this stream decodes what it encodes; 0 if it never decoded).
+    """
+
+    codes: torch.Tensor
+    wav: torch.Tensor
+
+
+class Stream:
+    """Args:
+    model: a causal :class:`CodecModel`.
+    batch_size: independent streams B.
+    channels: channels per stream C (each coded separately).
+    num_codebooks: codebooks produced by :meth:`encode` (default: all).
+    """
+
+    def __init__(
+        self, model: CodecModel, batch_size: int = 1, channels: int = 1, num_codebooks: int | None = None
+    ):
+        if not model.cfg.causal:
+            raise StreamingError(
+                f"model {model.cfg.name!r} is not causal (causal: false in its config), so it cannot stream; "
+                "use encode()/decode() on whole signals"
+            )
+        if batch_size < 1 or channels < 1:
+            raise StreamingError(f"batch_size and channels must be >= 1, got {batch_size} and {channels}")
+        total = model.quantizer.total_codebooks
+        if num_codebooks is not None and not 1 <= num_codebooks <= total:
+            raise StreamingError(f"num_codebooks must be in 1..{total}, got {num_codebooks}")
+        self.model = model
+        self.batch_size, self.channels = batch_size, channels
+        self.num_codebooks = num_codebooks or total
+        param = next(model.parameters())
+        self._device, self._dtype = param.device, param.dtype
+        self._rows = batch_size * channels
+        self._start()
+
+    def _start(self) -> None:
+        rows, dev, dt = self._rows, self._device, self._dtype
+        self._enc = self.model.encoder.init_state(rows, dev, dt)
+        self._dec = self.model.decoder.init_state(rows, dev, dt)
+        self._pending = torch.zeros(rows, 0, device=dev, dtype=dt)
+        self._decoded = False
+
+    @property
+    def hop_length(self) -> int:
+        return self.model.hop_length
+
+    @property
+    def lookahead(self) -> int:
+        """Samples by which decoded audio lags its codes (the decoder's algorithmic lookahead)."""
+        return self.model.decoder_delay
+
+    @property
+    def pending_samples(self) -> int:
+        """Samples received by :meth:`encode` but not yet part of a complete frame."""
+        return self._pending.shape[1]
+
+    @torch.inference_mode()
+    def encode(self, wav: torch.Tensor) -> torch.Tensor:
+        """Args: wav ``[B, C, T]`` (any T >= 0) at the model's sample rate.
+
+        Returns codes ``[B * C, K, f]`` for the ``f`` frames completed by this chunk.
+        """
+        if wav.dim() != 3 or wav.shape[0] != self.batch_size or wav.shape[1] != self.channels:
+            raise StreamingError(
+                f"stream.encode expects [B={self.batch_size}, C={self.channels}, T], got {tuple(wav.shape)}"
+            )
+        if not torch.isfinite(wav).all():
+            raise StreamingError("stream.encode: chunk contains NaN or Inf samples")
+        x = torch.cat([self._pending, wav.reshape(self._rows, -1).to(self._device, self._dtype)], dim=1)
+        hop = self.hop_length
+        usable = (x.shape[1] // hop) * hop
+        self._pending = x[:, usable:]
+        if usable == 0:
+            return torch.zeros(self._rows, self.num_codebooks, 0, dtype=torch.long, device=self._device)
+        return self.model.encode(x[:, :usable], self.num_codebooks, state=self._enc)
+
+    @torch.inference_mode()
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """Args: codes ``[B * C, K, f]``. Returns ``[B, C, f * hop]``, lagging by :attr:`lookahead`."""
+        check_codes(
+            codes, self._rows, self.model.quantizer.total_codebooks, self.model.cfg.quantizer.codebook_size
+        )
+        self._decoded = True
+        if codes.shape[-1] == 0:
+            return torch.zeros(self.batch_size, self.channels, 0, device=self._device, dtype=self._dtype)
+        out = self.model.decode(codes.to(self._device), self._dec)
+        return out.reshape(self.batch_size, self.channels, -1)
+
+    @torch.inference_mode()
+    def flush(self) -> StreamFlush:
+        """End of input in both directions, then start afresh (see :class:`StreamFlush`)."""
+        codes = torch.zeros(self._rows, self.num_codebooks, 0, dtype=torch.long, device=self._device)
+        if self.pending_samples:
+            pad = self.hop_length - self.pending_samples
+            codes = self.model.encode(
+                torch.nn.functional.pad(self._pending, (0, pad)), self.num_codebooks, self._enc
+            )
+        parts = []
+        if self._decoded:
+            if codes.shape[-1]:
+                parts.append(self.decode(codes))
+            parts.append(self._dec.head.tail.reshape(self.batch_size, self.channels, -1).clone())
+        wav = torch.cat(parts, dim=-1) if parts else torch.zeros(self.batch_size, self.channels, 0)
+        self._start()
+        return StreamFlush(codes, wav)
+
+    def reset(self, mask: torch.Tensor | None = None) -> None:
+        """Restart all streams (``mask=None``) or the streams ``b`` where ``mask [B]`` is True.
+
+        A restarted stream continues as if it had just been created.  Samples it had buffered
+        towards an incomplete frame are discarded (zeroed), so restart at frame boundaries
+        (:attr:`pending_samples` == 0) for an exact fresh start.
+        """
+        if mask is None:
+            self._start()
+            return
+        mask = torch.as_tensor(mask, dtype=torch.bool, device=self._device)
+        if mask.shape != (self.batch_size,):
+            raise StreamingError(f"reset mask must have shape [{self.batch_size}], got {tuple(mask.shape)}")
+        rows = mask.repeat_interleave(self.channels)
+        self._enc.reset(rows)
+        self._dec.reset(rows)
+        self._pending[rows] = 0
+
+
+def check_codes(codes: torch.Tensor, rows: int | None, total_codebooks: int, codebook_size: int) -> None:
+    """Raise ``ValueError`` unless ``codes`` is an integer ``[rows, K, F]`` tensor of valid codes."""
+    if not isinstance(codes, torch.Tensor) or codes.dim() != 3:
+        shape = tuple(codes.shape) if isinstance(codes, torch.Tensor) else type(codes).__name__
+        raise ValueError(f"codes must be a [B, K, F] integer tensor, got {shape}")
+    if codes.dtype.is_floating_point or codes.dtype == torch.bool or codes.is_complex():
+        raise ValueError(f"codes must be an integer tensor, got {codes.dtype}")
+    if rows is not None and codes.shape[0] != rows:
+        raise ValueError(f"codes have {codes.shape[0]} rows, expected {rows}")
+    if not 1 <= codes.shape[1] <= total_codebooks:
+        raise ValueError(f"codes have {codes.shape[1]} codebooks; this model has 1..{total_codebooks}")
+    if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= codebook_size):
+        raise ValueError(f"codes out of range: values must be in 0..{codebook_size - 1}")
