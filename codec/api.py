@@ -183,8 +183,13 @@ class Codec:
         wav = wav * (torch.arange(t)[None, :] < lengths[:, None])[:, None, :]
         if sample_rate is None or sample_rate == self.sample_rate:
             return wav
-        out_lengths = resampled_length(lengths, self.sample_rate, sample_rate)
-        out = resample(wav, self.sample_rate, sample_rate)[..., : int(out_lengths.max())]
+        if sample_rate == codes.original_sample_rate and codes.original_lengths is not None:
+            out_lengths = codes.original_lengths.to(torch.long).cpu()
+        else:
+            out_lengths = resampled_length(lengths, self.sample_rate, sample_rate)
+        out = resample(wav, self.sample_rate, sample_rate)
+        out = torch.nn.functional.pad(out, (0, max(0, int(out_lengths.max()) - out.shape[-1])))
+        out = out[..., : int(out_lengths.max())]
         return out * (torch.arange(out.shape[-1])[None, :] < out_lengths[:, None])[:, None, :]
 
     # -- files and streams ----------------------------------------------------------------------

@@ -139,6 +139,7 @@ class Stream:
         self._start()
         return StreamFlush(codes, wav)
 
+    @torch.inference_mode()
     def reset(self, mask: torch.Tensor | None = None) -> None:
         """Restart all streams (``mask=None``) or the streams ``b`` where ``mask [B]`` is True.
 

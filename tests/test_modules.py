@@ -1,0 +1,102 @@
+"""Streaming building blocks: any chunking equals one call from a zero state."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from codec.modules.conv import FrameConv1d
+from codec.modules.convnext import ConvNeXtTrunk
+from codec.modules.linear import Linear
+from codec.modules.spectral import ISTFTHead, STFTFrontend
+
+CHUNKS = [1, 2, 3, 7, 4, 13]
+
+
+def _chunked(fn, x: torch.Tensor, dim: int, unit: int = 1) -> torch.Tensor:
+    outs, pos = [], 0
+    for c in CHUNKS:
+        outs.append(fn(x.narrow(dim, pos, c * unit)))
+        pos += c * unit
+    return torch.cat(outs, dim=dim)
+
+
+@torch.no_grad()
+def test_causal_depthwise_conv_streams_bit_exactly() -> None:
+    conv = FrameConv1d(8, 5, causal=True).eval()
+    x = torch.randn(2, sum(CHUNKS), 8)
+    state = conv.init_state(2, x.device, x.dtype)
+    assert torch.equal(_chunked(lambda c: conv(c, state), x, 1), conv(x))
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("causal", [True, False])
+def test_depthwise_conv_matches_library_conv(causal: bool) -> None:
+    conv = FrameConv1d(6, 4, causal=causal).eval()
+    x = torch.randn(3, 20, 6)
+    left = 3 if causal else 1
+    ref = F.conv1d(F.pad(x.transpose(1, 2), (left, 3 - left)), conv.weight[:, None], conv.bias, groups=6)
+    torch.testing.assert_close(conv(x), ref.transpose(1, 2), atol=1e-6, rtol=1e-6)
+    conv.train()
+    torch.testing.assert_close(conv(x), ref.transpose(1, 2), atol=1e-6, rtol=1e-6)
+
+
+@torch.no_grad()
+def test_causal_conv_never_reads_the_future() -> None:
+    conv = FrameConv1d(4, 3, causal=True).eval()
+    x = torch.randn(1, 10, 4)
+    y = x.clone()
+    y[:, 6:] = torch.randn(1, 4, 4)
+    assert torch.equal(conv(x)[:, :6], conv(y)[:, :6])
+
+
+# Layers with matrix products agree to float precision, not bit for bit: BLAS takes another
+# kernel for products with very few rows (1-3 frames), which changes the summation order.
+TOL = {"atol": 1e-5, "rtol": 1e-5}
+
+
+@torch.no_grad()
+def test_trunk_streams_and_reset_restores_a_fresh_state() -> None:
+    trunk = ConvNeXtTrunk(16, 32, 2, 5, causal=True).eval()
+    x = torch.randn(2, sum(CHUNKS), 16)
+    state = trunk.init_state(2, x.device, x.dtype)
+    torch.testing.assert_close(_chunked(lambda c: trunk(c, state), x, 1), trunk(x), **TOL)
+    state.reset(torch.tensor([True, False]))
+    fresh = trunk(x[:1, :4])
+    out = trunk(x[:, :4], state)
+    torch.testing.assert_close(out[0], fresh[0], **TOL)
+    assert (out[1] - fresh[0]).abs().max() > 1e-3  # item 1 kept its history
+
+
+@torch.no_grad()
+def test_stft_frontend_streams() -> None:
+    front = STFTFrontend(40, 12).eval()
+    wav = torch.randn(2, 40 * sum(CHUNKS))
+    state = front.init_state(2, wav.device, wav.dtype)
+    torch.testing.assert_close(_chunked(lambda c: front(c, state), wav, 1, 40), front(wav), **TOL)
+
+
+@torch.no_grad()
+def test_istft_head_overlap_add_streams() -> None:
+    head = ISTFTHead(12, 40).eval()
+    x = torch.randn(2, sum(CHUNKS), 12)
+    whole_state = head.init_state(2, x.device, x.dtype)
+    whole = head(x, whole_state)
+    state = head.init_state(2, x.device, x.dtype)
+    torch.testing.assert_close(_chunked(lambda c: head(c, state), x, 1), whole, atol=1e-6, rtol=0)
+    torch.testing.assert_close(state.tail, whole_state.tail, atol=1e-6, rtol=0)
+
+
+def test_hann_windows_at_half_overlap_sum_to_one() -> None:
+    # The iSTFT head relies on this: a constant spectrum overlap-adds to a constant level.
+    head = ISTFTHead(4, 16)
+    w = head.window
+    torch.testing.assert_close(w[:16] + w[16:], torch.ones(16))
+
+
+def test_linear_matches_reference_for_any_rank() -> None:
+    lin = Linear(5, 3)
+    x = torch.randn(2, 4, 5)
+    torch.testing.assert_close(lin(x), x @ lin.weight + lin.bias)
+    assert lin(torch.randn(7, 5)).shape == (7, 3)

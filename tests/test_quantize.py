@@ -1,0 +1,96 @@
+"""Residual VQ: training path vs inference, STE gradients, dropout, EMA, k-means, dead codes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from codec.config import QuantizerConfig
+from codec.quantize import ResidualVQ
+
+
+def _rvq(**kw) -> ResidualVQ:
+    torch.manual_seed(0)
+    return ResidualVQ(
+        16, QuantizerConfig(**({"total_codebooks": 4, "codebook_size": 32, "codebook_dim": 4} | kw))
+    )
+
+
+@pytest.mark.parametrize("kind", ["factorized", "euclidean"])
+def test_inference_codes_and_latent_match_the_training_path(kind: str) -> None:
+    dim = 4 if kind == "factorized" else 16
+    rvq = _rvq(kind=kind, codebook_dim=dim, dropout=0.0).eval()
+    x = torch.randn(50, 16)
+    out = rvq(x)
+    codes = rvq.encode(x)
+    assert torch.equal(out.codes, codes)
+    torch.testing.assert_close(rvq.decode(codes), out.quantized, atol=1e-5, rtol=1e-5)
+    # Any prefix of the levels decodes to the sum of those levels only.
+    torch.testing.assert_close(
+        rvq.decode(codes[:, :2]), rvq(x, num_codebooks=2).quantized, atol=1e-5, rtol=1e-5
+    )
+
+
+def test_straight_through_gradients_reach_encoder_and_codebooks() -> None:
+    rvq = _rvq(dropout=0.0).train()
+    x = torch.randn(40, 16, requires_grad=True)
+    out = rvq(x)
+    (out.quantized.pow(2).sum() + out.codebook_loss + out.commitment_loss).backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    for lvl in rvq.levels:
+        assert lvl.codebook.embed.grad.abs().sum() > 0
+        assert lvl.in_proj.weight.grad.abs().sum() > 0 and lvl.out_proj.weight.grad.abs().sum() > 0
+
+
+def test_quantizer_dropout_draws_levels_per_item_in_training_only() -> None:
+    rvq = _rvq(dropout=1.0).train()
+    x = torch.randn(400, 16)
+    active = rvq(x).num_active
+    assert active.min() == 1 and active.max() == 4
+    assert rvq.eval()(x).num_active.unique().tolist() == [4]
+    assert _rvq(dropout=0.0).train()(x).num_active.unique().tolist() == [4]
+
+
+def test_kmeans_init_seeds_codebooks_and_more_levels_reduce_error() -> None:
+    rvq = _rvq(kind="euclidean", codebook_dim=16, kmeans_init=True, dropout=0.0)
+    x = torch.randn(2000, 16)
+    assert not bool(rvq.levels[0].codebook.initialized)
+    rvq.train()(x)
+    assert all(bool(lvl.codebook.initialized) for lvl in rvq.levels)
+    rvq.eval()
+    codes = rvq.encode(x)
+    errors = [(rvq.decode(codes[:, :k]) - x).pow(2).mean().item() for k in range(1, 5)]
+    assert errors == sorted(errors, reverse=True) and errors[-1] < 0.7 * errors[0]
+
+
+def test_ema_codebook_moves_towards_its_assigned_vectors() -> None:
+    rvq = _rvq(kind="euclidean", codebook_dim=16, ema=True, ema_decay=0.5, total_codebooks=1, dropout=0.0)
+    assert not any(p is rvq.levels[0].codebook.embed for p in rvq.parameters())
+    x = torch.randn(500, 16) + 3.0
+    before = (rvq.levels[0].codebook.embed - 3.0).norm(dim=-1).mean()
+    rvq.train()
+    for _ in range(5):
+        rvq(x)
+    after = (rvq.levels[0].codebook.embed - 3.0).norm(dim=-1).mean()
+    assert after < before
+
+
+def test_dead_codes_are_replaced_by_batch_vectors() -> None:
+    rvq = _rvq(
+        kind="euclidean",
+        codebook_dim=16,
+        total_codebooks=1,
+        dead_code_threshold=0.3,
+        ema_decay=0.5,
+        dropout=0.0,
+    )
+    book = rvq.levels[0].codebook
+    with torch.no_grad():
+        book.embed[1:] = 100.0  # far away: never chosen, so their usage decays
+    x = torch.randn(64, 16)
+    rvq.train()(x)
+    assert (book.embed[1:] == 100).all(), "usage 0.5 is still above the threshold after one step"
+    rvq(x)
+    assert (book.embed[1:] < 50).all(), "dead entries should now hold batch vectors"
+    rows = {tuple(r.tolist()) for r in x}
+    assert all(tuple(e.tolist()) in rows for e in book.embed[1:])

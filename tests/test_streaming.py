@@ -1,0 +1,114 @@
+"""Streaming: parity with offline in any chunking, causality, independence, reset, refusal."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from codec import Codec
+from codec.streaming import StreamingError
+from tests.conftest import speech_like
+
+HOP = 160  # debug preset
+
+
+def _stream_encode(codec: Codec, wav: torch.Tensor, sizes: list[int]) -> torch.Tensor:
+    stream, outs, pos = codec.stream(batch_size=wav.shape[0]), [], 0
+    while pos < wav.shape[-1]:
+        for n in sizes:
+            outs.append(stream.encode(wav[..., pos : pos + n]))
+            pos += n
+    outs.append(stream.flush().codes)
+    return torch.cat(outs, dim=-1)
+
+
+@pytest.mark.parametrize("sizes", [[1], [7, 333, 1, 160], [159], [161, 480], [HOP * 16]])
+def test_streaming_encode_in_odd_chunks_gives_offline_codes(debug_codec: Codec, sizes: list[int]) -> None:
+    wav = torch.stack([speech_like(7777, seed=1), speech_like(7777, seed=2)])
+    offline = debug_codec.encode(wav, 16000).codes
+    assert torch.equal(_stream_encode(debug_codec, wav, sizes), offline)
+
+
+@pytest.mark.parametrize("frames", [1, 2, 3, 7])
+def test_streaming_decode_in_chunks_equals_offline(debug_codec: Codec, frames: int) -> None:
+    wav = torch.stack([speech_like(8000, seed=3)])
+    codes = debug_codec.encode(wav, 16000)
+    offline = debug_codec.decode(codes)
+    stream = debug_codec.stream()
+    parts = [stream.decode(codes.codes[..., i : i + frames]) for i in range(0, codes.num_frames, frames)]
+    for part, i in zip(parts, range(0, codes.num_frames, frames), strict=True):
+        assert part.shape[-1] == min(frames, codes.num_frames - i) * HOP
+    parts.append(stream.flush().wav)
+    streamed = torch.cat(parts, dim=-1)[..., stream.lookahead :][..., : offline.shape[-1]]
+    assert (streamed - offline).abs().max() <= 1e-5
+
+
+def test_loopback_flush_returns_every_sample(debug_codec: Codec) -> None:
+    wav = speech_like(5000, seed=4)[None]
+    stream, parts = debug_codec.stream(), []
+    for i in range(0, 5000, 700):
+        parts.append(stream.decode(stream.encode(wav[..., i : i + 700])))
+    parts.append(stream.flush().wav)
+    streamed = torch.cat(parts, dim=-1)
+    assert streamed.shape[-1] == stream.lookahead + 32 * HOP  # ceil(5000 / 160) = 32 frames
+    offline = debug_codec.decode(debug_codec.encode(wav, 16000))
+    assert (streamed[..., stream.lookahead :][..., :5000] - offline).abs().max() <= 1e-5
+
+
+def test_appending_future_never_changes_the_past(debug_codec: Codec) -> None:
+    wav = speech_like(6400, seed=5)[None]
+    other = wav.clone()
+    other[..., 3200:] = torch.randn(1, 1, 3200) * 0.3
+    a, b = debug_codec.encode(wav, 16000), debug_codec.encode(other, 16000)
+    assert torch.equal(a.codes[..., :20], b.codes[..., :20])
+    assert not torch.equal(a.codes[..., 20:], b.codes[..., 20:])
+    # Decoder: frames after t change nothing before t's block plus the lookahead.
+    sa, sb = debug_codec.stream(), debug_codec.stream()
+    out_a = sa.decode(a.codes)
+    mixed = torch.cat([a.codes[..., :20], b.codes[..., 20:]], dim=-1)
+    out_b = sb.decode(mixed)
+    assert torch.equal(out_a[..., : 20 * HOP], out_b[..., : 20 * HOP])
+
+
+def test_streams_are_independent_and_batch_items_match_single_streams(debug_codec: Codec) -> None:
+    w1, w2 = speech_like(4800, seed=6)[None], speech_like(4800, seed=7)[None]
+    s1, s2, both = debug_codec.stream(), debug_codec.stream(), debug_codec.stream(batch_size=2)
+    c1, c2, cb = [], [], []
+    for i in range(0, 4800, 480):  # interleave the two single streams
+        c1.append(s1.encode(w1[..., i : i + 480]))
+        c2.append(s2.encode(w2[..., i : i + 480]))
+        cb.append(both.encode(torch.cat([w1, w2])[..., i : i + 480]))
+    c1, c2, cb = torch.cat(c1, -1), torch.cat(c2, -1), torch.cat(cb, -1)
+    assert torch.equal(c1, debug_codec.encode(w1, 16000).codes)
+    assert torch.equal(torch.cat([c1, c2]), cb)
+
+
+def test_reset_restarts_only_the_masked_items(debug_codec: Codec) -> None:
+    wav = torch.stack([speech_like(3200, seed=8), speech_like(3200, seed=9)])
+    stream = debug_codec.stream(batch_size=2)
+    stream.encode(wav[..., :1600])
+    stream.reset(torch.tensor([True, False]))
+    after = stream.encode(wav[..., 1600:])
+    fresh = debug_codec.encode(wav[:1, :, 1600:], 16000).codes
+    continued = debug_codec.encode(wav[1:], 16000).codes[..., 10:]
+    assert torch.equal(after[:1], fresh)
+    assert torch.equal(after[1:], continued)
+    with pytest.raises(StreamingError, match="mask"):
+        stream.reset(torch.tensor([True]))
+
+
+def test_stream_input_is_checked(debug_codec: Codec) -> None:
+    stream = debug_codec.stream(batch_size=2)
+    with pytest.raises(StreamingError, match=r"\[B=2"):
+        stream.encode(torch.zeros(1, 1, 160))
+    with pytest.raises(StreamingError, match="NaN"):
+        stream.encode(torch.full((2, 1, 160), float("inf")))
+    with pytest.raises(ValueError, match="out of range"):
+        stream.decode(torch.full((2, 4, 1), 64))
+    with pytest.raises(ValueError, match="codebooks"):
+        stream.decode(torch.zeros(2, 5, 1, dtype=torch.long))
+
+
+def test_non_causal_model_refuses_to_stream(noncausal_codec: Codec) -> None:
+    with pytest.raises(StreamingError, match="not causal"):
+        noncausal_codec.stream()
