@@ -1,0 +1,197 @@
+"""Shared helpers of the speed, streaming and memory benchmarks.
+
+Timing statistics, thread control, a description of the machine and of its load, Markdown
+tables, and the rewrite of one section of ``benchmarks/RESULTS.md`` (other sections, such as
+the kernel benchmarks', are left byte for byte as they are).
+
+The benchmark scripts import this file as ``benchmarks.speed.harness`` after putting the
+repository root on ``sys.path`` (the benchmarks are scripts, not part of the installed package).
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import os
+import platform
+import re
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RESULTS_PATH = REPO_ROOT / "benchmarks" / "RESULTS.md"
+
+
+# -- timing -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Summary of repeated wall-clock measurements, in seconds."""
+
+    samples: tuple[float, ...]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.samples)
+
+    def percentile(self, q: float) -> float:
+        """Linear-interpolated percentile ``q`` in [0, 100] (numpy's default definition)."""
+        data = sorted(self.samples)
+        pos = (len(data) - 1) * q / 100.0
+        lo = int(pos)
+        hi = min(lo + 1, len(data) - 1)
+        return data[lo] + (data[hi] - data[lo]) * (pos - lo)
+
+
+def time_calls(fn: Callable[[], object], repeats: int, warmup: int) -> Timing:
+    """Call ``fn`` ``warmup`` times untimed (allocator, caches, lazy init), then ``repeats`` times timed."""
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return Timing(tuple(samples))
+
+
+@dataclass
+class FrameLatency:
+    """Per-frame streaming compute of one model at one setting.
+
+    Attributes:
+        model: display name.
+        threads: intra-op CPU threads (0 for a GPU row).
+        frame_seconds: audio duration of one frame (the real-time budget of a step).
+        encode, decode: per-frame compute times (``None``: not measured).
+        algorithmic_seconds: frame duration plus decoder lookahead.
+        note: what exactly was timed, when it differs from a stateful one-frame step.
+    """
+
+    model: str
+    threads: int
+    frame_seconds: float
+    encode: Timing | None
+    decode: Timing | None
+    algorithmic_seconds: float
+    note: str = ""
+
+
+def time_frames(
+    encode: Callable[[int], object], decode: Callable[[object], object], frames: int, warmup: int
+) -> tuple[Timing, Timing]:
+    """Time a stream frame by frame: ``codes = encode(i)`` then ``decode(codes)``, interleaved
+    as in a live duplex pipeline.  The first ``warmup`` frames are run but not timed."""
+    enc, dec = [], []
+    for i in range(warmup + frames):
+        t0 = time.perf_counter()
+        codes = encode(i)
+        t1 = time.perf_counter()
+        decode(codes)
+        t2 = time.perf_counter()
+        if i >= warmup:
+            enc.append(t1 - t0)
+            dec.append(t2 - t1)
+    return Timing(tuple(enc)), Timing(tuple(dec))
+
+
+def set_threads(n: int) -> None:
+    """Intra-op threads for everything timed next (ours and the peers alike)."""
+    torch.set_num_threads(n)
+    if torch.get_num_threads() != n:
+        raise RuntimeError(f"torch.set_num_threads({n}) left {torch.get_num_threads()} threads")
+
+
+# -- machine and load ---------------------------------------------------------------------------
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def load_average() -> str:
+    """The 1/5/15-minute load averages, e.g. ``"0.12 0.30 0.41"`` (``"n/a"`` where unsupported)."""
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def package_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def machine_lines(extra_packages: Sequence[str] = ()) -> list[str]:
+    """Bullet lines naming the machine, the software versions and the date."""
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    versions = [f"torch {torch.__version__}", f"python {platform.python_version()}"]
+    for name in ("codec", *extra_packages):
+        version = package_version(name)
+        versions.append(f"{name} {version}" if version else f"{name} not installed")
+    return [
+        f"- Machine: {cpu_name()}, {os.cpu_count()} logical cores visible, GPU: {gpu}",
+        f"- Versions: {', '.join(versions)}",
+        f"- Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
+    ]
+
+
+def git_revision() -> str:
+    """Short hash of the checked-out commit, with ``+dirty`` when the tree has changes."""
+    head = REPO_ROOT / ".git" / "HEAD"
+    try:
+        ref = head.read_text().strip()
+        if ref.startswith("ref: "):
+            ref = (REPO_ROOT / ".git" / ref[5:]).read_text().strip()
+        return ref[:10]
+    except OSError:
+        return "unknown"
+
+
+# -- tables and RESULTS.md ----------------------------------------------------------------------
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def fmt_ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.3f}" if seconds < 0.1 else f"{seconds * 1e3:.1f}"
+
+
+def write_section(title: str, body: str, path: Path = RESULTS_PATH) -> None:
+    """Replace the ``## title`` section of ``path`` with ``body`` (appended when absent).
+
+    A section runs from its ``## `` heading to the next ``## `` heading; nothing outside it
+    changes, so several benchmarks share the file.
+    """
+    text = path.read_text() if path.exists() else "# Benchmark results\n"
+    section = f"## {title}\n\n{body.strip()}\n"
+    pattern = re.compile(rf"^## {re.escape(title)}[ \t]*\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section + "\n", text, count=1).rstrip("\n") + "\n"
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -1,0 +1,1 @@
+"""Smoke tests of the benchmark scripts (they run and write their tables; nothing is timed)."""
