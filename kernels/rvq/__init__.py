@@ -1,13 +1,19 @@
 """Fused residual vector quantization: dispatch between the reference and Triton kernels.
 
-See :mod:`codec.kernels.rvq.reference` for the formulation both implement.
+:func:`rvq_encode` and :func:`rvq_decode` pick the backend with
+:func:`codec.kernels.dispatch.backend_for` (Triton for CUDA tensors, the PyTorch reference
+otherwise, ``CODEC_KERNELS=reference|triton`` forces one).  Both backends implement the
+formulation of :mod:`codec.kernels.rvq.reference`; the Triton launchers also take
+keyword-only extras (output buffers, precision, tiles), see :mod:`codec.kernels.rvq.triton`.
 """
 
 from __future__ import annotations
 
 import torch
+
 from codec.kernels.dispatch import backend_for
 from codec.kernels.rvq import reference
+from codec.kernels.rvq.checks import check_decode_args, check_encode_args
 
 
 def rvq_encode(
@@ -31,18 +37,20 @@ def rvq_encode(
             return _triton.rvq_encode(
                 x, search, search_bias, out_codebooks, in_weight, in_bias, return_quantized
             )
+        check_encode_args(x, search, search_bias, out_codebooks, in_weight, in_bias)
         return reference.rvq_encode(
             x, search, search_bias, out_codebooks, in_weight, in_bias, return_quantized
         )
 
 
 def rvq_decode(codes: torch.Tensor, out_codebooks: torch.Tensor) -> torch.Tensor:
-    """Summed codewords ``[N, D]`` for codes ``[N, K]``; see the reference for the contract."""
+    """Summed codewords ``[N, D]`` float32 for codes ``[N, K]``; see the reference for the contract."""
     with torch.no_grad():
         if backend_for(out_codebooks) == "triton":
             from codec.kernels.rvq import triton as _triton
 
             return _triton.rvq_decode(codes, out_codebooks)
+        check_decode_args(codes, out_codebooks)
         return reference.rvq_decode(codes, out_codebooks)
 
 
