@@ -281,7 +281,9 @@ def parse_args() -> argparse.Namespace:
 
 
 def main() -> None:
+    load_before = harness.load_average()
     args = parse_args()
+    args.load_before = load_before
     device = args.device
     if device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda but no CUDA GPU is visible; use --device cpu")
@@ -317,8 +319,14 @@ def report(args, device, shapes, peaks, rows, decode_rows, agree) -> str:
     lines = [
         *harness.machine_lines(["triton", "vector-quantize-pytorch", "encodec", "descript-audio-codec"]),
         f"- Command: `{command.strip()}` (device {device}"
-        + (f", {gpu})" if gpu else f", {torch.get_num_threads()} CPU thread(s))"),
+        + (f", {gpu})" if gpu else f", {torch.get_num_threads()} CPU thread(s))")
+        + f"; load average before the run {args.load_before}, after {harness.load_average()}",
     ]
+    lines.append(
+        "- Peers come from a separate environment, never dependencies of codec (vector-quantize-pytorch "
+        "1.32.0, encodec 0.1.1, descript-audio-codec 1.0.0; what each computes: "
+        "`benchmarks/kernels/rvq_impls.py`). float32 everywhere, TF32 off."
+    )
     if device != "cuda":
         lines.append(
             "- **No GPU was available for this run: these are CPU numbers; the Triton kernels were not "
@@ -331,7 +339,7 @@ def report(args, device, shapes, peaks, rows, decode_rows, agree) -> str:
         "Roofline arithmetic (formulas in the docstring of `benchmarks/kernels/rvq.py`; float32 "
         "datasheet peaks: H100 SXM 67 TFLOP/s and 3.35 TB/s, H200 67 TFLOP/s and 4.8 TB/s; "
         f"peaks used for the % roofline column of this run: {peak_note}):",
-        roofline_table(shapes),
+        roofline_table(list(SHAPES.values())),
         "Encode (codes only):",
         format_rows(rows, peaks, agree),
         "Decode (codes -> summed codewords):",
