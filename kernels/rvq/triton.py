@@ -18,8 +18,8 @@ Normalising ``z`` (the "cosine" of the factorized quantizer) is skipped: it scal
 row by one positive factor, which does not move the argmax.  Dimensions that are not powers of two
 are padded by masked loads (zeros), never by copies.
 
-Launch on CUDA tensors, or on CPU tensors when ``TRITON_INTERPRET=1`` was set before this module
-was imported (Triton reads it when the kernels are decorated).
+Launch on CUDA tensors, or on CPU tensors when ``TRITON_INTERPRET=1`` was set before triton and
+this module were first imported (Triton reads it when functions are decorated).
 """
 
 from __future__ import annotations
@@ -187,7 +187,7 @@ def _rvq_decode_kernel(
         idx = tl.load(codes_ptr + rows * stride_cn + k * stride_ck, mask=n_mask, other=0)
         # Out-of-range codes read nothing (zero) instead of stray memory.
         ok = n_mask & (idx >= 0) & (idx < S)
-        cw_ptrs = out_cb_ptr + (k * S + idx[:, None]) * D + offs_d[None, :]
+        cw_ptrs = out_cb_ptr + (k * S + idx[:, None]).to(tl.int64) * D + offs_d[None, :]
         acc += tl.load(cw_ptrs, mask=ok[:, None] & d_mask[None, :], other=0.0).to(tl.float32)
     out_ptrs = out_ptr + rows[:, None] * stride_on + offs_d[None, :] * stride_od
     tl.store(out_ptrs, acc, mask=n_mask[:, None] & d_mask[None, :])
@@ -217,7 +217,7 @@ def _check_device(*tensors: torch.Tensor | None) -> None:
 
 def _out(
     given: torch.Tensor | None, shape: tuple[int, ...], dtype: torch.dtype, like: torch.Tensor, name: str
-):
+) -> torch.Tensor:
     """The caller's output buffer (checked) or a fresh uninitialised one."""
     if given is None:
         return torch.empty(shape, dtype=dtype, device=like.device)
