@@ -1,0 +1,494 @@
+"""The token file (``.cdc``) and the token stream (for pipes): containers for :class:`Codes`.
+
+Both are plain bytes with a JSON header; nothing is ever pickled.  All integers are
+little-endian; codes are stored frame-major (``[F, C, K]``: every code of frame 0, channel 0
+first) at ``bits_per_code = ceil(log2(codebook_size))`` bits each, most significant bit first,
+the last byte zero-padded.
+
+Token file (one item, C channels)::
+
+    offset  size  field
+    0       8     magic  89 'C' 'D' 'C' 0D 0A 1A 0A
+    8       2     format version (u16), currently 1
+    10      4     header length H (u32)
+    14      H     header: UTF-8 JSON object (fields: see FileHeader)
+    14+H    P     payload: num_frames * channels * num_codebooks codes, bit-packed
+    14+H+P  4     CRC32 (u32) of every byte before it
+
+Token stream (written and read frame by frame, e.g. through a pipe)::
+
+    stream header: magic 89 'C' 'D' 'S' 0D 0A 1A 0A, version (u16), H (u32), H bytes of JSON
+                   (fields: see StreamHeader), CRC32 (u32) of the header bytes before it
+    packets:       'F' (1 byte), n (u32, 1 <= n <= MAX_PACKET_FRAMES), the n frames bit-packed,
+                   CRC32 (u32) of the packet bytes before it
+    end:           'E' (1 byte), num_samples (u64, at the model rate), original_num_samples (u64),
+                   CRC32 (u32) of the packet bytes before it
+
+The magic numbers follow PNG's trick: a non-ASCII first byte and CR LF / ^Z / LF bytes that
+text-mode transfers would mangle, so such damage is caught at once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+import tempfile
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import torch
+
+from codec.tokens import Codes
+
+EXTENSION = ".cdc"
+STREAM_EXTENSION = ".cdcs"  # a token stream saved to a file
+MAGIC = b"\x89CDC\r\n\x1a\n"
+STREAM_MAGIC = b"\x89CDS\r\n\x1a\n"
+VERSION = 1
+MAX_HEADER_BYTES = 1 << 16
+MAX_PACKET_FRAMES = 1 << 16
+_PREFIX = struct.Struct("<8sHI")  # magic, version, header length
+_U32 = struct.Struct("<I")
+_END = struct.Struct("<QQ")
+
+# Leading bytes of common files, so a wrong input is named rather than called "corrupt".
+_FOREIGN = {b"RIFF": "a WAV/RIFF file", b"fLaC": "a FLAC file", b"OggS": "an Ogg file", b"ID3": "an MP3 file"}
+
+
+class TokenFileError(ValueError):
+    """A token file or stream that cannot be read: foreign, empty, truncated, corrupt, too new."""
+
+
+@dataclass(frozen=True)
+class StreamHeader:
+    """What a reader needs before the first frame.
+
+    Attributes:
+        model: name of the model that made the codes.
+        config_hash: that model's config hash (a decoder refuses codes of another config).
+        sample_rate: model sample rate (Hz).
+        hop_length: samples per frame.
+        channels: C, channels coded separately.
+        num_codebooks: K, codes per channel per frame.
+        codebook_size: entries per codebook (codes lie in ``0 .. codebook_size - 1``).
+        original_sample_rate: rate of the audio that was encoded (decode restores it).
+    """
+
+    model: str
+    config_hash: str
+    sample_rate: int
+    hop_length: int
+    channels: int
+    num_codebooks: int
+    codebook_size: int
+    original_sample_rate: int
+
+    @property
+    def bits_per_code(self) -> int:
+        return bits_per_code(self.codebook_size)
+
+    @property
+    def frame_rate(self) -> float:
+        return self.sample_rate / self.hop_length
+
+    @property
+    def codes_per_frame(self) -> int:
+        return self.channels * self.num_codebooks
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "frame_rate": self.frame_rate, "bits_per_code": self.bits_per_code}
+
+
+@dataclass(frozen=True)
+class FileHeader(StreamHeader):
+    """:class:`StreamHeader` plus the lengths of a complete file.
+
+    Attributes:
+        num_frames: F, ``ceil(num_samples / hop_length)``.
+        num_samples: valid samples at ``sample_rate``.
+        original_num_samples: valid samples at ``original_sample_rate`` (decode restores it).
+    """
+
+    num_frames: int = 0
+    num_samples: int = 0
+    original_num_samples: int = 0
+
+    @property
+    def duration(self) -> float:
+        """Seconds of audio."""
+        return self.original_num_samples / self.original_sample_rate
+
+    @property
+    def payload_bytes(self) -> int:
+        return packed_size(self.num_frames * self.codes_per_frame, self.bits_per_code)
+
+
+@dataclass(frozen=True)
+class StreamEnd:
+    """The end packet of a token stream: true lengths, known only once the input has ended."""
+
+    num_samples: int
+    original_num_samples: int
+
+
+def bits_per_code(codebook_size: int) -> int:
+    """``ceil(log2(codebook_size))``, at least 1."""
+    return max(1, math.ceil(math.log2(codebook_size)))
+
+
+def packed_size(num_codes: int, bits: int) -> int:
+    return (num_codes * bits + 7) // 8
+
+
+def pack_codes(codes: np.ndarray, bits: int) -> bytes:
+    """Bit-pack integers in ``0 .. 2**bits - 1`` (any shape, C order) at ``bits`` bits each, MSB first.
+
+    Vectorised: each value becomes its 32 big-endian bits (``np.unpackbits``), the low ``bits``
+    columns are kept and ``np.packbits`` joins them (32 bytes of scratch per code, a few
+    tens of MB for an hour of speech).
+    """
+    if not 1 <= bits <= 32:
+        raise ValueError(f"bits must be in 1..32, got {bits}")
+    flat = np.ascontiguousarray(codes).reshape(-1).astype(">u4")
+    bitmat = np.unpackbits(flat.view(np.uint8).reshape(-1, 4), axis=1)[:, 32 - bits :]
+    return np.packbits(bitmat.reshape(-1)).tobytes()
+
+
+def unpack_codes(data: bytes, count: int, bits: int) -> np.ndarray:
+    """Inverse of :func:`pack_codes`: the first ``count`` values as ``[count]`` int64."""
+    bitmat = np.unpackbits(np.frombuffer(data, dtype=np.uint8), count=count * bits).reshape(count, bits)
+    full = np.zeros((count, 32), dtype=np.uint8)
+    full[:, 32 - bits :] = bitmat
+    return np.packbits(full, axis=1).view(">u4").reshape(-1).astype(np.int64)
+
+
+def header_from_codes(codes: Codes) -> FileHeader:
+    """The file header of a one-item :class:`Codes`."""
+    if codes.batch_size != 1:
+        raise ValueError(
+            f"a token file holds one item; got a batch of {codes.batch_size} (use codes.item(i))"
+        )
+    n = int(codes.lengths[0])
+    orig_sr = codes.original_sample_rate or codes.sample_rate
+    orig_n = n if codes.original_lengths is None else int(codes.original_lengths[0])
+    return FileHeader(
+        model=codes.model,
+        config_hash=codes.config_hash,
+        sample_rate=codes.sample_rate,
+        hop_length=codes.hop_length,
+        channels=codes.channels,
+        num_codebooks=codes.num_codebooks,
+        codebook_size=codes.codebook_size,
+        original_sample_rate=orig_sr,
+        num_frames=int(codes.frame_lengths[0]),
+        num_samples=n,
+        original_num_samples=orig_n,
+    )
+
+
+def encode_frames(codes: torch.Tensor, bits: int) -> bytes:
+    """Codes ``[C, K, f]`` -> packed bytes in frame-major order ``[f, C, K]``."""
+    return pack_codes(codes.detach().cpu().permute(2, 0, 1).numpy(), bits)
+
+
+def decode_frames(data: bytes, header: StreamHeader, frames: int) -> torch.Tensor:
+    """Packed bytes of ``frames`` frames -> codes ``[C, K, frames]`` int64 (range not checked)."""
+    flat = unpack_codes(data, frames * header.codes_per_frame, header.bits_per_code)
+    arr = flat.reshape(frames, header.channels, header.num_codebooks).transpose(1, 2, 0)
+    return torch.from_numpy(np.ascontiguousarray(arr))
+
+
+def write_codes(path: str | Path, codes: Codes) -> Path:
+    """Write one item (all its channels) as a token file, atomically (temp file + rename).
+
+    Args:
+        path: destination (``.cdc`` by convention); its folder must exist.
+        codes: a :class:`Codes` with batch size 1, ``codes [C, K, F]``.
+    Returns: the path written.
+    """
+    path = Path(path)
+    header = header_from_codes(codes)
+    frames = codes.codes[:, :, : header.num_frames]
+    if frames.numel() and (int(frames.min()) < 0 or int(frames.max()) >= header.codebook_size):
+        raise ValueError(f"codes out of range 0..{header.codebook_size - 1}")
+    blob = _prefix(MAGIC, header) + encode_frames(frames, header.bits_per_code)
+    blob += _U32.pack(zlib.crc32(blob))
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(blob)
+        os.chmod(tmp, default_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def default_mode() -> int:
+    """Permissions of a newly created file under the current umask (temp files start at 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def read_header(path: str | Path) -> FileHeader:
+    """The validated header of a token file (the whole file is checked, CRC included)."""
+    return _read(Path(path))[0]
+
+
+def read_codes(path: str | Path) -> Codes:
+    """Read and validate a token file. Returns :class:`Codes` with ``codes [C, K, F]``.
+
+    Raises :class:`TokenFileError` naming the file and the problem.
+    """
+    header, codes = _read(Path(path))
+    return Codes(
+        codes=codes,
+        lengths=torch.tensor([header.num_samples]),
+        sample_rate=header.sample_rate,
+        hop_length=header.hop_length,
+        codebook_size=header.codebook_size,
+        channels=header.channels,
+        original_sample_rate=header.original_sample_rate,
+        original_lengths=torch.tensor([header.original_num_samples]),
+        model=header.model,
+        config_hash=header.config_hash,
+    )
+
+
+def _prefix(magic: bytes, header: StreamHeader) -> bytes:
+    text = json.dumps(header.to_json(), sort_keys=True, separators=(",", ":")).encode()
+    return _PREFIX.pack(magic, VERSION, len(text)) + text
+
+
+def _read(path: Path) -> tuple[FileHeader, torch.Tensor]:
+    data = _read_bytes(path)
+    if len(data) < _PREFIX.size:
+        raise TokenFileError(f"{path}: truncated token file (header incomplete)")
+    length = _check_prefix(data[: _PREFIX.size], MAGIC, path)
+    start = _PREFIX.size + length
+    if len(data) < start:
+        raise TokenFileError(f"{path}: truncated token file (header incomplete)")
+    header = _parse_json(data[_PREFIX.size : start], FileHeader, path, lambda: _check_crc(data, path))
+    expected = start + header.payload_bytes + _U32.size
+    if len(data) < expected:
+        raise TokenFileError(f"{path}: truncated token file ({len(data)} of {expected} bytes)")
+    if len(data) > expected:
+        raise TokenFileError(f"{path}: corrupt token file ({len(data) - expected} unexpected trailing bytes)")
+    _check_crc(data, path)
+    codes = decode_frames(data[start : start + header.payload_bytes], header, header.num_frames)
+    _check_range(codes, header, path)
+    return header, codes
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        with path.open("rb") as f:
+            head = f.read(len(MAGIC))
+            if not head:
+                raise TokenFileError(f"{path}: empty file (not a token file)")
+            _check_magic(head, MAGIC, path)
+            return head + f.read()
+    except FileNotFoundError:
+        raise TokenFileError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise TokenFileError(f"{path}: is a directory, not a token file") from None
+    except OSError as err:
+        raise TokenFileError(f"{path}: cannot read ({err.strerror or err})") from None
+
+
+def _check_magic(head: bytes, magic: bytes, name: object) -> None:
+    if head == magic:
+        return
+    want = "token file" if magic == MAGIC else "token stream"
+    if head == (STREAM_MAGIC if magic == MAGIC else MAGIC):
+        other = "token stream" if magic == MAGIC else "token file"
+        raise TokenFileError(f"{name}: this is a codec {other}, expected a {want}")
+    if magic.startswith(head):
+        raise TokenFileError(f"{name}: truncated {want} (only {len(head)} bytes)")
+    what = next((v for k, v in _FOREIGN.items() if head.startswith(k)), None)
+    found = f"it looks like {what}" if what else "unknown leading bytes"
+    raise TokenFileError(f"{name}: not a codec {want} ({found})")
+
+
+def _check_prefix(prefix: bytes, magic: bytes, name: object) -> int:
+    """Check magic, version and header length; returns the header length."""
+    _check_magic(prefix[: len(magic)], magic, name)
+    _, version, length = _PREFIX.unpack(prefix)
+    if version > VERSION:
+        raise TokenFileError(
+            f"{name}: format version {version} is newer than this library reads (1..{VERSION}); upgrade codec"
+        )
+    if version < 1 or length > MAX_HEADER_BYTES:
+        raise TokenFileError(f"{name}: corrupt (format version {version}, header length {length})")
+    return length
+
+
+def _parse_json(text: bytes, cls: type[StreamHeader], name: object, verify: Callable[[], None]) -> Any:
+    """Parse and validate a JSON header; ``verify`` runs first when it is invalid, so damage
+    caught by a checksum is reported as corruption rather than as a bad field."""
+    try:
+        doc = json.loads(text.decode("utf-8"))
+        return parse_header(doc, cls, name)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        verify()
+        raise TokenFileError(f"{name}: corrupt header (not valid JSON)") from None
+    except TokenFileError:
+        verify()
+        raise
+
+
+def parse_header(doc: Any, cls: type[StreamHeader], name: object) -> Any:
+    """Validate a header JSON object field by field and build ``cls`` from it."""
+    if not isinstance(doc, dict):
+        raise TokenFileError(f"{name}: invalid header (not a JSON object)")
+    values = {}
+    for f in fields(cls):
+        value = doc.get(f.name)
+        want = str if f.name in ("model", "config_hash") else int
+        if value is None or isinstance(value, bool) or not isinstance(value, want):
+            raise TokenFileError(f"{name}: invalid header field {f.name!r}: {value!r}")
+        values[f.name] = value
+    header = cls(**values)
+    problem = _header_problem(header, doc)
+    if problem:
+        raise TokenFileError(f"{name}: invalid header: {problem}")
+    return header
+
+
+def _header_problem(h: StreamHeader, doc: dict[str, Any]) -> str | None:
+    for key in ("sample_rate", "hop_length", "channels", "num_codebooks", "original_sample_rate"):
+        if getattr(h, key) < 1:
+            return f"{key} must be >= 1, got {getattr(h, key)}"
+    if not 2 <= h.codebook_size <= 1 << 32:
+        return f"codebook_size must be in 2..2**32, got {h.codebook_size}"
+    if h.sample_rate > 10_000_000 or h.original_sample_rate > 10_000_000 or h.channels > 4096:
+        return "sample rate or channel count out of range"
+    if doc.get("bits_per_code") != h.bits_per_code:
+        return f"bits_per_code {doc.get('bits_per_code')!r} does not match codebook_size {h.codebook_size}"
+    if isinstance(h, FileHeader):
+        if h.num_samples < 1 or h.original_num_samples < 1:
+            return "num_samples and original_num_samples must be >= 1"
+        if h.num_frames != -(-h.num_samples // h.hop_length):
+            return f"num_frames {h.num_frames} does not fit num_samples {h.num_samples} at hop {h.hop_length}"
+        # The model-rate length is the original length resampled (rounded up), as encode makes it.
+        if -(-h.original_num_samples * h.sample_rate // h.original_sample_rate) != h.num_samples:
+            return f"original_num_samples {h.original_num_samples} does not fit num_samples {h.num_samples}"
+    return None
+
+
+def _check_crc(data: bytes, name: object) -> None:
+    if len(data) < _U32.size or zlib.crc32(data[:-4]) != _U32.unpack_from(data, len(data) - 4)[0]:
+        raise TokenFileError(f"{name}: corrupt token file (CRC32 mismatch)")
+
+
+def _check_range(codes: torch.Tensor, header: StreamHeader, name: object) -> None:
+    if codes.numel() and int(codes.max()) >= header.codebook_size:
+        raise TokenFileError(f"{name}: corrupt (a code is >= codebook_size {header.codebook_size})")
+
+
+# -- token stream -----------------------------------------------------------------------------
+
+
+class TokenStreamWriter:
+    """Writes a token stream: the header at once, then one packet per :meth:`write` call.
+
+    Args:
+        out: a binary file object (e.g. ``sys.stdout.buffer``); flushed after every packet so a
+            reader downstream gets each packet as soon as it is made.
+        header: the stream header.
+    """
+
+    def __init__(self, out: BinaryIO, header: StreamHeader) -> None:
+        self.out, self.header = out, header
+        blob = _prefix(STREAM_MAGIC, header)
+        self._send(blob + _U32.pack(zlib.crc32(blob)))
+
+    def write(self, codes: torch.Tensor) -> None:
+        """Args: codes ``[C, K, f]`` (``f`` may be 0: nothing is written)."""
+        for start in range(0, codes.shape[-1], MAX_PACKET_FRAMES):
+            chunk = codes[..., start : start + MAX_PACKET_FRAMES]
+            blob = b"F" + _U32.pack(chunk.shape[-1]) + encode_frames(chunk, self.header.bits_per_code)
+            self._send(blob + _U32.pack(zlib.crc32(blob)))
+
+    def close(self, num_samples: int, original_num_samples: int) -> None:
+        """Write the end packet with the true lengths (model rate and original rate)."""
+        blob = b"E" + _END.pack(num_samples, original_num_samples)
+        self._send(blob + _U32.pack(zlib.crc32(blob)))
+
+    def _send(self, blob: bytes) -> None:
+        self.out.write(blob)
+        self.out.flush()
+
+
+class TokenStreamReader:
+    """Reads a token stream packet by packet (blocking reads of exactly the bytes needed).
+
+    Args:
+        inp: a binary file object (e.g. ``sys.stdin.buffer``).
+        name: how errors name the input.
+
+    Iterate over :meth:`frames` for codes ``[C, K, f]``; afterwards :attr:`end` holds the
+    :class:`StreamEnd`.  A stream that stops without its end packet is a :class:`TokenFileError`.
+    """
+
+    def __init__(self, inp: BinaryIO, name: str = "<stdin>") -> None:
+        self.inp, self.name = inp, name
+        head = self._read(len(MAGIC), allow_eof=True)
+        if not head:
+            raise TokenFileError(f"{name}: empty input (no token stream)")
+        _check_magic(head, STREAM_MAGIC, name)
+        prefix = head + self._read(_PREFIX.size - len(MAGIC))
+        text = self._read(_check_prefix(prefix, STREAM_MAGIC, name))
+        crc = self._read(_U32.size)
+
+        def verify() -> None:
+            if zlib.crc32(prefix + text) != _U32.unpack(crc)[0]:
+                raise TokenFileError(f"{name}: corrupt stream header (CRC32 mismatch)")
+
+        verify()
+        self.header: StreamHeader = _parse_json(text, StreamHeader, name, verify)
+        self.end: StreamEnd | None = None
+
+    def frames(self) -> Iterator[torch.Tensor]:
+        """Yields codes ``[C, K, f]`` packet by packet until the end packet."""
+        while self.end is None:
+            kind = self._read(1)
+            if kind == b"F":
+                count = self._read(_U32.size)
+                n = _U32.unpack(count)[0]
+                if not 1 <= n <= MAX_PACKET_FRAMES:
+                    raise TokenFileError(f"{self.name}: corrupt stream (packet of {n} frames)")
+                payload = self._read(packed_size(n * self.header.codes_per_frame, self.header.bits_per_code))
+                self._check(kind + count + payload)
+                codes = decode_frames(payload, self.header, n)
+                _check_range(codes, self.header, self.name)
+                yield codes
+            elif kind == b"E":
+                body = self._read(_END.size)
+                self._check(kind + body)
+                self.end = StreamEnd(*_END.unpack(body))
+            else:
+                raise TokenFileError(f"{self.name}: corrupt stream (unknown packet type {kind!r})")
+
+    def _check(self, blob: bytes) -> None:
+        if zlib.crc32(blob) != _U32.unpack(self._read(_U32.size))[0]:
+            raise TokenFileError(f"{self.name}: corrupt stream (packet CRC32 mismatch)")
+
+    def _read(self, n: int, allow_eof: bool = False) -> bytes:
+        data = b""
+        while len(data) < n:
+            part = self.inp.read(n - len(data))
+            if not part:
+                if allow_eof and not data:
+                    return b""
+                raise TokenFileError(f"{self.name}: truncated token stream (ended without its end packet)")
+            data += part
+        return data

@@ -1,0 +1,219 @@
+"""The token file (.cdc) and token stream containers: round trips, bit packing and validation."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import itertools
+import json
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from codec import Codec, Codes
+from codec.fileformat import (
+    MAGIC,
+    STREAM_MAGIC,
+    FileHeader,
+    StreamHeader,
+    TokenFileError,
+    TokenStreamReader,
+    TokenStreamWriter,
+    bits_per_code,
+    header_from_codes,
+    pack_codes,
+    read_codes,
+    read_header,
+    unpack_codes,
+    write_codes,
+)
+from tests.conftest import speech_like
+
+
+@pytest.fixture(scope="module")
+def codes(debug_codec: Codec) -> Codes:
+    """Two channels at 44.1 kHz: the file must restore rate, channels and exact length."""
+    return debug_codec.encode(speech_like(44100 + 123, 44100, channels=2)[None], 44100)
+
+
+def _rewrite(data: bytes, edit) -> bytes:
+    """Apply ``edit`` to the JSON header of a token file and fix the length and CRC."""
+    _, version, n = struct.unpack_from("<8sHI", data)
+    doc = json.loads(data[14 : 14 + n])
+    edit(doc)
+    text = json.dumps(doc).encode()
+    blob = MAGIC + struct.pack("<HI", version, len(text)) + text + data[14 + n : -4]
+    return blob + struct.pack("<I", zlib.crc32(blob))
+
+
+def test_round_trip_restores_everything(tmp_path: Path, codes: Codes) -> None:
+    path = write_codes(tmp_path / "x.cdc", codes)
+    back = read_codes(path)
+    assert torch.equal(back.codes, codes.codes) and back.codes.dtype == torch.int64
+    assert back.lengths.tolist() == codes.lengths.tolist()
+    assert back.original_lengths.tolist() == [44100 + 123] and back.original_sample_rate == 44100
+    for name in ("sample_rate", "hop_length", "codebook_size", "channels", "model", "config_hash"):
+        assert getattr(back, name) == getattr(codes, name)
+    header = read_header(path)
+    assert header.bits_per_code == 6 and header.num_frames == codes.num_frames
+    assert abs(header.duration - (44100 + 123) / 44100) < 1e-9
+    # Payload is bit-packed: 6 bits per code, not 64.
+    assert path.stat().st_size < 14 + 400 + codes.codes.numel() * 6 // 8 + 8
+    assert [p.name for p in tmp_path.iterdir()] == ["x.cdc"]  # no temp file left
+
+
+def test_truncated_codebooks_and_one_item_of_a_batch(tmp_path: Path, debug_codec: Codec) -> None:
+    wav = torch.zeros(2, 1, 5000)
+    wav[0, :, :5000], wav[1, :, :777] = speech_like(5000), speech_like(777, seed=3)
+    batch = debug_codec.encode(wav, 16000, lengths=[5000, 777], num_codebooks=3)
+    write_codes(tmp_path / "b.cdc", batch.item(1))
+    back = read_codes(tmp_path / "b.cdc")
+    assert back.num_codebooks == 3 and back.num_frames == 5 and back.lengths.tolist() == [777]
+    assert torch.equal(back.codes, batch.item(1).codes)
+    with pytest.raises(ValueError, match="one item"):
+        write_codes(tmp_path / "c.cdc", batch)
+
+
+@pytest.mark.parametrize("size", [2, 3, 64, 1000, 1024, 1025, 4096, 65536, 2**20 + 1])
+def test_bit_packing_round_trips_at_every_width(size: int) -> None:
+    bits = bits_per_code(size)
+    assert bits == max(1, int(np.ceil(np.log2(size))))
+    values = np.random.default_rng(size).integers(0, size, 1001)
+    values[:2] = [0, size - 1]
+    data = pack_codes(values, bits)
+    assert len(data) == (1001 * bits + 7) // 8
+    assert np.array_equal(unpack_codes(data, 1001, bits), values)
+
+
+def test_packing_is_msb_first() -> None:
+    assert pack_codes(np.array([5, 3, 1]), 3) == bytes([0b10101100, 0b10000000])
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda d: b"", "empty file"),
+        (lambda d: d[:5], "truncated"),
+        (lambda d: d[:20], "truncated"),
+        (lambda d: d[:-10], "truncated"),
+        (lambda d: d + b"\0", "trailing"),
+        (lambda d: d[:-40] + bytes([d[-40] ^ 1]) + d[-39:], "CRC32"),
+        (lambda d: d[:30] + b"#" + d[31:], "corrupt"),
+        (lambda d: b"RIFF" + d[4:], "looks like a WAV"),
+        (lambda d: bytes(range(256)) * 4, "not a codec token file"),
+        (lambda d: STREAM_MAGIC + d[8:], "token stream"),
+        (lambda d: d[:8] + struct.pack("<H", 2) + d[10:], "version 2 is newer"),
+        (lambda d: d[:8] + struct.pack("<H", 0) + d[10:], "corrupt"),
+        (lambda d: d[:10] + struct.pack("<I", 10**8) + d[14:], "corrupt"),
+        (lambda d: _rewrite(d, lambda h: h.update(channels="2")), "channels"),
+        (lambda d: _rewrite(d, lambda h: h.update(codebook_size=1)), "codebook_size"),
+        (lambda d: _rewrite(d, lambda h: h.update(bits_per_code=7)), "bits_per_code"),
+        (lambda d: _rewrite(d, lambda h: h.update(num_frames=h["num_frames"] - 1)), "num_frames"),
+        (lambda d: _rewrite(d, lambda h: h.update(num_samples=h["num_samples"] - 500)), "num_"),
+        (lambda d: _rewrite(d, lambda h: h.pop("config_hash")), "config_hash"),
+        (lambda d: _rewrite(d, lambda h: h.update(sample_rate=True)), "sample_rate"),
+        (lambda d: _rewrite(d, lambda h: h.update(channels=1)), "truncated|trailing"),
+    ],
+)
+def test_damaged_files_fail_clearly(tmp_path: Path, codes: Codes, damage, message: str) -> None:
+    good = write_codes(tmp_path / "good.cdc", codes).read_bytes()
+    path = tmp_path / "bad.cdc"
+    path.write_bytes(damage(good))
+    with pytest.raises(TokenFileError, match=message) as info:
+        read_codes(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_codes_outside_the_codebook_are_refused(tmp_path: Path, debug_codec: Codec) -> None:
+    # Codebook of 5 entries (3 bits): the value 7 fits the bits but not the codebook.
+    fake = Codes(
+        codes=torch.full((1, 2, 4), 7), lengths=torch.tensor([4 * 160]), sample_rate=16000,
+        hop_length=160, codebook_size=8, model="x", config_hash="h",
+    )  # fmt: skip
+    data = write_codes(tmp_path / "x.cdc", fake).read_bytes()
+    (tmp_path / "x.cdc").write_bytes(_rewrite(data, lambda h: h.update(codebook_size=5)))
+    with pytest.raises(TokenFileError, match="codebook_size 5"):
+        read_codes(tmp_path / "x.cdc")
+    with pytest.raises(ValueError, match="out of range"):
+        write_codes(tmp_path / "y.cdc", dataclasses.replace(fake, codebook_size=4))
+
+
+def test_missing_or_directory_paths(tmp_path: Path) -> None:
+    with pytest.raises(TokenFileError, match="no such file"):
+        read_codes(tmp_path / "missing.cdc")
+    with pytest.raises(TokenFileError, match="directory"):
+        read_codes(tmp_path)
+
+
+def _stream_header(codes: Codes) -> StreamHeader:
+    h = header_from_codes(codes)
+    return StreamHeader(**{f.name: getattr(h, f.name) for f in dataclasses.fields(StreamHeader)})
+
+
+def test_stream_round_trip_packet_by_packet(codes: Codes) -> None:
+    buf = io.BytesIO()
+    writer = TokenStreamWriter(buf, _stream_header(codes))
+    splits = [0, 1, 4, 37, codes.num_frames]
+    for a, b in itertools.pairwise(splits):
+        writer.write(codes.codes[..., a:b])
+    writer.close(int(codes.lengths[0]), int(codes.original_lengths[0]))
+    reader = TokenStreamReader(io.BytesIO(buf.getvalue()), "pipe")
+    assert reader.header == _stream_header(codes) and not isinstance(reader.header, FileHeader)
+    chunks = list(reader.frames())
+    assert [c.shape[-1] for c in chunks] == [1, 3, 33, codes.num_frames - 37]
+    assert torch.equal(torch.cat(chunks, -1), codes.codes)
+    assert reader.end.num_samples == int(codes.lengths[0]) and reader.end.original_num_samples == 44223
+
+
+def test_stream_reader_reads_exactly_what_is_needed(codes: Codes) -> None:
+    """A reader on a pipe gets each packet before the writer sends the next."""
+
+    class OneByteAtATime(io.RawIOBase):
+        def __init__(self, data: bytes) -> None:
+            self.data, self.pos = data, 0
+
+        def read(self, n: int = -1) -> bytes:
+            out = self.data[self.pos : self.pos + 1]
+            self.pos += len(out)
+            return out
+
+    buf = io.BytesIO()
+    writer = TokenStreamWriter(buf, _stream_header(codes))
+    writer.write(codes.codes[..., :2])
+    first_packet_end = buf.tell()
+    reader = TokenStreamReader(OneByteAtATime(buf.getvalue()))
+    frames = reader.frames()
+    assert torch.equal(next(frames), codes.codes[..., :2])
+    assert reader.inp.pos == first_packet_end
+
+
+@pytest.mark.parametrize(
+    ("cut", "message"),
+    [
+        (lambda d, h: b"", "empty input"),
+        (lambda d, h: d[:h], "truncated"),
+        (lambda d, h: d[:-5], "truncated"),
+        (lambda d, h: d[: h + 10], "truncated"),
+        (lambda d, h: d[: h + 7] + bytes([d[h + 7] ^ 4]) + d[h + 8 :], "CRC32"),
+        (lambda d, h: d[:h] + b"X" + d[h + 1 :], "unknown packet"),
+        (lambda d, h: d[:20] + bytes([d[20] ^ 1]) + d[21:], "CRC32|header"),
+        (lambda d, h: MAGIC + d[8:], "token file, expected a token stream"),
+        (lambda d, h: b"OggS" + d[4:], "Ogg"),
+        (lambda d, h: d[:8] + struct.pack("<H", 9) + d[10:], "version 9"),
+        (lambda d, h: d[:h] + b"F" + struct.pack("<I", 0) + d[h + 5 :], "packet of 0 frames"),
+    ],
+)
+def test_damaged_streams_fail_clearly(codes: Codes, cut, message: str) -> None:
+    buf = io.BytesIO()
+    writer = TokenStreamWriter(buf, _stream_header(codes))
+    header_end = buf.tell()
+    writer.write(codes.codes[..., :10])
+    writer.close(int(codes.lengths[0]), int(codes.original_lengths[0]))
+    data = cut(buf.getvalue(), header_end)
+    with pytest.raises(TokenFileError, match=message) as info:
+        list(TokenStreamReader(io.BytesIO(data), "<stdin>").frames())
+    assert "<stdin>" in str(info.value)
