@@ -10,12 +10,15 @@ repository root on ``sys.path`` (the benchmarks are scripts, not part of the ins
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import importlib.metadata
 import os
 import platform
 import re
+import resource
 import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -133,6 +136,62 @@ def load_average() -> str:
         return "n/a"
 
 
+def wait_for_quiet(max_load: float | None, timeout_s: float = 3600.0, poll_s: float = 15.0) -> str:
+    """Wait until the 1-minute load average is below ``max_load`` (other jobs share the CPU).
+
+    Returns a line for the report saying whether the machine got quiet or the wait timed out.
+    """
+    if max_load is None:
+        return "no wait for a quiet machine"
+    start = time.monotonic()
+    while os.getloadavg()[0] >= max_load:
+        if time.monotonic() - start > timeout_s:
+            return f"waited {timeout_s:.0f} s for load < {max_load}, in vain: measured under load"
+        time.sleep(poll_s)
+    return f"started once the 1-minute load was below {max_load} (after {time.monotonic() - start:.0f} s)"
+
+
+def _busy_seconds() -> float | None:
+    """CPU-seconds all processes have spent busy since boot (``/proc/stat``), or None off Linux."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_seconds() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+class Conditions:
+    """Load on the machine during a measurement: load averages and other processes' CPU share.
+
+    Other jobs' share = (CPU time used by the whole machine - by this process and its children)
+    / (wall time x cores): the part of the machine the measurement did not have to itself.
+    """
+
+    def __init__(self, waited: str) -> None:
+        self.waited = waited
+        self.load_before = load_average()
+        self.wall, self.busy, self.own = time.monotonic(), _busy_seconds(), _own_seconds()
+
+    def line(self) -> str:
+        busy = _busy_seconds()
+        share = "n/a"
+        if busy is not None and self.busy is not None:
+            wall = max(time.monotonic() - self.wall, 1e-9)
+            others = (busy - self.busy) - (_own_seconds() - self.own)
+            share = f"{max(others, 0.0) / (wall * (os.cpu_count() or 1)):.0%}"
+        return (
+            f"- Conditions: load average (1/5/15 min) {self.load_before} before, {load_average()} after; "
+            f"other processes used {share} of the machine's CPU time during the run; {self.waited}"
+        )
+
+
 def package_version(name: str) -> str | None:
     try:
         return importlib.metadata.version(name)
@@ -164,6 +223,34 @@ def git_revision() -> str:
         return ref[:10]
     except OSError:
         return "unknown"
+
+
+# -- command line -------------------------------------------------------------------------------
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    """Options every benchmark script shares: where to write, conditions, a note."""
+    parser.add_argument(
+        "--write-results",
+        nargs="?",
+        const=str(RESULTS_PATH),
+        default=None,
+        metavar="PATH",
+        help="also replace this script's section of RESULTS.md (default path when no PATH is given)",
+    )
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=None,
+        metavar="LOAD",
+        help="before measuring, wait (up to an hour) until the 1-minute load average is below LOAD",
+    )
+    parser.add_argument("--note", default="", help="a line about the conditions, added under the tables")
+
+
+def command_line(script: str) -> str:
+    """The command as a user would type it again, from the repository root."""
+    return " ".join(["python", script, *sys.argv[1:]])
 
 
 # -- tables and RESULTS.md ----------------------------------------------------------------------

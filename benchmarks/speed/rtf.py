@@ -101,16 +101,16 @@ def params_table(counts: dict[str, int]) -> str:
     return harness.markdown_table(["stage", "parameters", "millions"], rows)
 
 
-def report(args: argparse.Namespace, codec: Codec, rows: list[RtfRow], loads: tuple[str, str]) -> str:
-    command = "python benchmarks/speed/rtf.py " + " ".join(sys.argv[1:])
+def report(args: argparse.Namespace, codec: Codec, rows: list[RtfRow], conditions: str) -> str:
+    command = harness.command_line("benchmarks/speed/rtf.py")
     lines = [
         f"Model `{args.config}` (random weights: speed does not depend on weight values): "
         f"{codec.sample_rate} Hz, hop {codec.hop_length} ({codec.frame_rate:g} Hz frames), "
         f"{codec.total_codebooks} codebooks x {codec.codebook_size}.",
         "",
         *harness.machine_lines(),
-        f"- Commit: {harness.git_revision()}; command: `{command.strip()}`",
-        f"- Load average (1/5/15 min) before: {loads[0]}; after: {loads[1]}",
+        f"- Commit: {harness.git_revision()}; command: `{command}`",
+        conditions,
         f"- Median of {args.repeats} timed calls after {args.warmup} warm-up call(s); noise input; "
         "RTF = compute time / audio duration summed over the batch (lower is faster).",
         "",
@@ -134,15 +134,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--quick", action="store_true", help="smoke run: 1 s input, batch 1 and 2, 2 repeats")
-    p.add_argument(
-        "--write-results",
-        nargs="?",
-        const=str(harness.RESULTS_PATH),
-        default=None,
-        metavar="PATH",
-        help="update the section of RESULTS.md (default path if no PATH)",
-    )
-    p.add_argument("--note", default="", help="a line about the conditions, added under the table")
+    harness.add_common_args(p)
     args = p.parse_args(argv)
     if args.quick:
         args.seconds, args.batch, args.repeats, args.warmup = [1.0], [1, 2], 2, 1
@@ -153,14 +145,14 @@ def main(argv: list[str] | None = None) -> str:
     args = parse_args(argv)
     torch.manual_seed(0)
     codec = Codec.from_config(args.config)
-    before = harness.load_average()
+    conditions = harness.Conditions(harness.wait_for_quiet(args.wait_quiet))
     rows = [
         measure(codec, t, s, b, args.repeats, args.warmup)
         for t in args.threads
         for s in args.seconds
         for b in args.batch
     ]
-    text = report(args, codec, rows, (before, harness.load_average()))
+    text = report(args, codec, rows, conditions.line())
     print(f"## {SECTION}\n\n{text}")
     if args.write_results:
         harness.write_section(SECTION, text, Path(args.write_results))

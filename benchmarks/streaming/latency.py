@@ -177,14 +177,14 @@ def run_cpu(codec: Codec, args: argparse.Namespace) -> list[harness.FrameLatency
 
 
 def report(
-    args: argparse.Namespace, codec: Codec, rows: list[harness.FrameLatency], gpu: list[str], loads: list[str]
+    args: argparse.Namespace, codec: Codec, rows: list[harness.FrameLatency], gpu: list[str], conditions: str
 ) -> str:
-    command = "python benchmarks/streaming/latency.py " + " ".join(sys.argv[1:])
+    command = harness.command_line("benchmarks/streaming/latency.py")
     ours = [r for r in rows if r.model.startswith("ours") and r.threads == 1]
     lines = [
         *harness.machine_lines(["moshi", "encodec"]),
-        f"- Commit: {harness.git_revision()}; command: `{command.strip()}`",
-        f"- Load average (1/5/15 min) before: {loads[0]}; after: {loads[1]}",
+        f"- Commit: {harness.git_revision()}; command: `{command}`",
+        conditions,
         f"- Batch 1; ours: {args.frames} timed frames after {args.warmup} warm-up frames; peers: "
         f"{args.peer_frames} after {args.peer_warmup}. Random weights everywhere (speed does not depend "
         "on weight values). Times in ms of wall clock per frame; RTF = median / frame duration.",
@@ -221,15 +221,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-gpu", action="store_true", help="skip the GPU section even if CUDA is available")
     p.add_argument("--gpu-batches", type=int, nargs="+", default=[1, 8, 64, 256, 1024, 4096, 16384])
     p.add_argument("--quick", action="store_true", help="smoke run: a few frames per model")
-    p.add_argument(
-        "--write-results",
-        nargs="?",
-        const=str(harness.RESULTS_PATH),
-        default=None,
-        metavar="PATH",
-        help="update the section of RESULTS.md (default path if no PATH)",
-    )
-    p.add_argument("--note", default="", help="a line about the conditions, added under the tables")
+    harness.add_common_args(p)
     args = p.parse_args(argv)
     if args.quick:
         args.frames, args.warmup, args.peer_frames, args.peer_warmup = 20, 3, 3, 1
@@ -241,12 +233,12 @@ def main(argv: list[str] | None = None) -> str:
     args = parse_args(argv)
     torch.manual_seed(0)
     codec = Codec.from_config(args.config)
-    before = harness.load_average()
+    conditions = harness.Conditions(harness.wait_for_quiet(args.wait_quiet))
     start = time.perf_counter()
     rows = run_cpu(codec, args)
-    after = harness.load_average()
+    cpu_conditions = conditions.line()
     gpu = gpu_section(codec, args)
-    text = report(args, codec, rows, gpu, [before, after])
+    text = report(args, codec, rows, gpu, cpu_conditions)
     print(f"## {SECTION}\n\n{text}\n\n(ran {time.perf_counter() - start:.0f} s)")
     if args.write_results:
         harness.write_section(SECTION, text, Path(args.write_results))

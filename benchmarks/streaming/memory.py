@@ -165,8 +165,13 @@ def failures(rows: list[Row]) -> list[str]:
     return out
 
 
-def report(args: argparse.Namespace, rows: list[Row], loads: list[str], env_note: str) -> str:
-    command = "python benchmarks/streaming/memory.py " + " ".join(sys.argv[1:])
+def import_baseline(env: dict[str, str]) -> ChildRun:
+    """Peak RSS of a child that only imports the CLI (torch included): the floor of every run."""
+    return run_child([sys.executable, "-c", "import codec.cli"], env)
+
+
+def report(args: argparse.Namespace, rows: list[Row], conditions: str, env_note: str, floor: ChildRun) -> str:
+    command = harness.command_line("benchmarks/streaming/memory.py")
     lines = [
         f"Model `{args.config}` (random weights) saved with `codec.checkpoint.save_model`; input: "
         "generated 16 kHz mono 16-bit WAV (tone + noise); each run is a fresh child process "
@@ -174,10 +179,13 @@ def report(args: argparse.Namespace, rows: list[Row], loads: list[str], env_note
         "peak RSS = the child's own `ru_maxrss` from `os.wait4`.",
         "",
         *harness.machine_lines(),
-        f"- Commit: {harness.git_revision()}; command: `{command.strip()}`; {env_note}",
-        f"- Load average (1/5/15 min) before: {loads[0]}; after: {loads[1]}",
+        f"- Commit: {harness.git_revision()}; command: `{command}`; {env_note}",
+        conditions,
         "",
         results_table(rows),
+        "",
+        f"Floor: a child that only runs `import codec.cli` (torch included) peaks at "
+        f"{floor.peak_rss / 2**20:.0f} MiB.",
         "",
         target_line(rows),
         *failures(rows),
@@ -199,19 +207,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="OMP_NUM_THREADS for the children (default: the CLI's own default)",
     )
     p.add_argument("--workdir", default=None, help="where the WAV/token files go (default: a temp dir)")
-    p.add_argument("--quick", action="store_true", help="smoke run: 3 s and 6 s inputs")
-    p.add_argument(
-        "--write-results",
-        nargs="?",
-        const=str(harness.RESULTS_PATH),
-        default=None,
-        metavar="PATH",
-        help="update the section of RESULTS.md (default path if no PATH)",
-    )
-    p.add_argument("--note", default="", help="a line about the conditions, added under the table")
+    p.add_argument("--quick", action="store_true", help="smoke run: one 3 s input")
+    harness.add_common_args(p)
     args = p.parse_args(argv)
     if args.quick:
-        args.minutes = [0.05, 0.1]
+        args.minutes = [0.05]
     return args
 
 
@@ -226,9 +226,10 @@ def main(argv: list[str] | None = None) -> str:
     try:
         torch.manual_seed(0)
         model_dir = save_model(Codec.from_config(args.config).model, workdir / "model")
-        before = harness.load_average()
+        conditions = harness.Conditions(harness.wait_for_quiet(args.wait_quiet))
+        floor = import_baseline(env)
         rows = [measure_length(workdir, model_dir, m, not args.no_decode, env) for m in args.minutes]
-        text = report(args, rows, [before, harness.load_average()], env_note)
+        text = report(args, rows, conditions.line(), env_note, floor)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(f"## {SECTION}\n\n{text}")
