@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from benchmarks.peers import anchors
 from benchmarks.speed import harness
+from benchmarks.streaming.breakdown import breakdown_table, stage_breakdown, weights_line
 from benchmarks.streaming.graph_step import StreamStep
 from codec import Codec
 
@@ -177,7 +178,12 @@ def run_cpu(codec: Codec, args: argparse.Namespace) -> list[harness.FrameLatency
 
 
 def report(
-    args: argparse.Namespace, codec: Codec, rows: list[harness.FrameLatency], gpu: list[str], conditions: str
+    args: argparse.Namespace,
+    codec: Codec,
+    rows: list[harness.FrameLatency],
+    gpu: list[str],
+    conditions: str,
+    breakdown: str,
 ) -> str:
     command = harness.command_line("benchmarks/streaming/latency.py")
     ours = [r for r in rows if r.model.startswith("ours") and r.threads == 1]
@@ -203,6 +209,16 @@ def report(
     if ours:
         which = "" if args.config == "speech_16k" else " (set for speech_16k; shown for this config)"
         lines += [f"Targets{which}:", "", targets_table(ours[0], codec.lookahead / codec.sample_rate), ""]
+    if breakdown:
+        lines += [
+            f"Where the time of one frame goes (ours, batch 1, {args.threads[0]} thread(s), median over "
+            f"{args.frames} frames; `benchmarks/streaming/breakdown.py`):",
+            "",
+            breakdown,
+            "",
+            weights_line(codec),
+            "",
+        ]
     lines += gpu
     if args.note:
         lines += ["", args.note]
@@ -218,6 +234,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--peer-frames", type=int, default=100, help="timed frames of each peer")
     p.add_argument("--peer-warmup", type=int, default=5)
     p.add_argument("--no-peers", action="store_true", help="skip Mimi and EnCodec")
+    p.add_argument("--no-breakdown", action="store_true", help="skip the per-stage table of our model")
     p.add_argument("--no-gpu", action="store_true", help="skip the GPU section even if CUDA is available")
     p.add_argument("--gpu-batches", type=int, nargs="+", default=[1, 8, 64, 256, 1024, 4096, 16384])
     p.add_argument("--quick", action="store_true", help="smoke run: a few frames per model")
@@ -236,9 +253,12 @@ def main(argv: list[str] | None = None) -> str:
     conditions = harness.Conditions(harness.wait_for_quiet(args.wait_quiet))
     start = time.perf_counter()
     rows = run_cpu(codec, args)
+    breakdown = ""
+    if not args.no_breakdown:
+        breakdown = breakdown_table(stage_breakdown(codec, args.threads[0], args.frames, args.warmup))
     cpu_conditions = conditions.line()
     gpu = gpu_section(codec, args)
-    text = report(args, codec, rows, gpu, cpu_conditions)
+    text = report(args, codec, rows, gpu, cpu_conditions, breakdown)
     print(f"## {SECTION}\n\n{text}\n\n(ran {time.perf_counter() - start:.0f} s)")
     if args.write_results:
         harness.write_section(SECTION, text, Path(args.write_results))

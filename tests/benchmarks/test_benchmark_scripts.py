@@ -80,6 +80,10 @@ def test_latency_script(results: Path) -> None:
     _, targets = table_rows(text, "target (one CPU thread, batch 1)")
     assert len(targets) == 5 and all(r[-1] in ("pass", "FAIL") for r in targets)
     assert "GPU: not measured" in text
+    _, stages = table_rows(text, "stage (one frame, batch 1)")
+    assert {"encoder trunk", "RVQ search (all levels)", "decoder trunk", "iSTFT head"} <= {
+        r[0] for r in stages
+    }
 
 
 @pytest.mark.skipif(
