@@ -22,7 +22,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NoReturn
 
 import torch
 from tqdm import tqdm
@@ -82,9 +82,16 @@ BAD_INPUT: tuple[type[BaseException], ...] = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line (like every other bad input), pointing at ``--help``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``codec`` argument parser with every available subcommand."""
-    parser = argparse.ArgumentParser(prog="codec", description="Neural audio codec: audio <-> tokens.")
+    parser = _Parser(prog="codec", description="Neural audio codec: audio <-> tokens.")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     common.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
@@ -117,8 +124,8 @@ def _add_coding_parsers(sub: argparse._SubParsersAction, common: argparse.Argume
     enc.add_argument(
         "--sample-rate", type=_positive_int, help="rate of raw PCM on stdin (default: model rate)"
     )
-    enc.add_argument("--channels", type=_positive_int, default=1, help="channels of raw PCM on stdin")
-    enc.add_argument("--block-seconds", type=float, default=10.0, help="audio read per step (memory bound)")
+    enc.add_argument("--channels", type=_positive_int, help="channels of raw PCM on stdin (default: 1)")
+    enc.add_argument("--block-seconds", type=_positive_float, default=10.0, help="audio read per step")
     enc.set_defaults(run=run_encode)
     dec = sub.add_parser("decode", parents=[coding], help="token file or stream -> audio (.wav/.flac/.ogg)")
     dec.add_argument("--sample-rate", type=_positive_int, help="output rate (default: the original rate)")
@@ -126,6 +133,16 @@ def _add_coding_parsers(sub: argparse._SubParsersAction, common: argparse.Argume
         "--format", choices=["wav", "flac", "ogg"], default="wav", help="folder mode output format"
     )
     dec.set_defaults(run=run_decode)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -246,6 +263,10 @@ def _bar(args: argparse.Namespace, **kwargs: Any) -> tqdm:
 
 
 def run_encode(args: argparse.Namespace) -> int:
+    if args.input != "-" and (args.sample_rate or args.channels):
+        raise CliError(
+            "--sample-rate and --channels describe raw PCM on stdin (IN = -); files carry their own"
+        )
     if args.input != "-" and Path(args.input).is_dir():
         return _run_folder(args, AUDIO_SUFFIXES, EXTENSION, _encode_job(args))
     if args.input != "-":
@@ -291,7 +312,7 @@ def _encode_stream(
 ) -> None:
     """Encode with packets going out as they are made (stdin and/or stdout)."""
     if source == "-":
-        name, channels = "<stdin>", args.channels
+        name, channels = "<stdin>", args.channels or 1
         sample_rate, frames = args.sample_rate or codec.sample_rate, None
         blocks = read_pcm(sys.stdin.buffer, channels, args.pcm_format)
     else:

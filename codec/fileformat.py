@@ -53,6 +53,7 @@ STREAM_MAGIC = b"\x89CDS\r\n\x1a\n"
 VERSION = 1
 MAX_HEADER_BYTES = 1 << 16
 MAX_PACKET_FRAMES = 1 << 16
+_PACK_SLICE = 1 << 18  # codes packed per numpy pass (multiple of 8)
 _PREFIX = struct.Struct("<8sHI")  # magic, version, header length
 _U32 = struct.Struct("<I")
 _END = struct.Struct("<QQ")
@@ -150,22 +151,32 @@ def pack_codes(codes: np.ndarray, bits: int) -> bytes:
     """Bit-pack integers in ``0 .. 2**bits - 1`` (any shape, C order) at ``bits`` bits each, MSB first.
 
     Vectorised: each value becomes its 32 big-endian bits (``np.unpackbits``), the low ``bits``
-    columns are kept and ``np.packbits`` joins them (32 bytes of scratch per code, a few
-    tens of MB for an hour of speech).
+    columns are kept and ``np.packbits`` joins them.  Done in slices of :data:`_PACK_SLICE`
+    codes (a multiple of 8, so every slice ends on a byte) to bound the 32-byte-per-code scratch.
     """
     if not 1 <= bits <= 32:
         raise ValueError(f"bits must be in 1..32, got {bits}")
-    flat = np.ascontiguousarray(codes).reshape(-1).astype(">u4")
-    bitmat = np.unpackbits(flat.view(np.uint8).reshape(-1, 4), axis=1)[:, 32 - bits :]
-    return np.packbits(bitmat.reshape(-1)).tobytes()
+    flat = np.ascontiguousarray(codes).reshape(-1)
+    parts = []
+    for start in range(0, flat.size, _PACK_SLICE):
+        part = flat[start : start + _PACK_SLICE].astype(">u4")
+        bitmat = np.unpackbits(part.view(np.uint8).reshape(-1, 4), axis=1)[:, 32 - bits :]
+        parts.append(np.packbits(bitmat.reshape(-1)).tobytes())
+    return b"".join(parts)
 
 
 def unpack_codes(data: bytes, count: int, bits: int) -> np.ndarray:
     """Inverse of :func:`pack_codes`: the first ``count`` values as ``[count]`` int64."""
-    bitmat = np.unpackbits(np.frombuffer(data, dtype=np.uint8), count=count * bits).reshape(count, bits)
-    full = np.zeros((count, 32), dtype=np.uint8)
-    full[:, 32 - bits :] = bitmat
-    return np.packbits(full, axis=1).view(">u4").reshape(-1).astype(np.int64)
+    raw = np.frombuffer(data, dtype=np.uint8)
+    out = np.empty(count, dtype=np.int64)
+    step = _PACK_SLICE * bits // 8  # bytes per slice
+    for i, start in enumerate(range(0, count, _PACK_SLICE)):
+        n = min(_PACK_SLICE, count - start)
+        bitmat = np.unpackbits(raw[i * step : (i + 1) * step], count=n * bits).reshape(n, bits)
+        full = np.zeros((n, 32), dtype=np.uint8)
+        full[:, 32 - bits :] = bitmat
+        out[start : start + n] = np.packbits(full, axis=1).view(">u4").reshape(-1)
+    return out
 
 
 def header_from_codes(codes: Codes) -> FileHeader:

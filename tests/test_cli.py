@@ -119,7 +119,8 @@ def test_console_entry_points_and_exit_codes(tmp_path, stereo, model_dir) -> Non
     assert bad.returncode == 2
     _one_error_line(bad.stderr, "nope.wav", "no such file")
     usage = subprocess.run([*CLI, "encode"], capture_output=True, text=True)
-    assert usage.returncode == 2 and "usage:" in usage.stderr
+    assert usage.returncode == 2 and usage.stderr.count("\n") == 1
+    assert usage.stderr.startswith("codec encode: error:") and "--help" in usage.stderr
 
 
 def test_internal_errors_exit_1_with_one_line(tmp_path, stereo, model_dir, capsys, monkeypatch) -> None:
@@ -349,6 +350,17 @@ def test_pipes_in_process(tmp_path, model_dir, debug_codec, capsysbinary, monkey
     assert torch.equal(read_codes(tmp_path / "p.cdc").codes, codes.codes)
 
 
+def test_pipes_with_a_model_that_cannot_stream(other_model_dir, capsysbinary, monkeypatch) -> None:
+    """A non-causal model still works on pipes: it codes the whole input when it ends."""
+    pcm = (speech_like(3001, 8000, channels=2).T.numpy() * 32767).round().astype("<i2").tobytes()
+    _stdio(monkeypatch, pcm)
+    argv = ["--model", str(other_model_dir), "--sample-rate", "8000", "--channels", "2"]
+    assert main(["encode", "-", "-o", "-", *argv]) == 0
+    _stdio(monkeypatch, capsysbinary.readouterr().out)
+    assert main(["decode", "-", "-o", "-", "--model", str(other_model_dir)]) == 0
+    assert len(capsysbinary.readouterr().out) == len(pcm)  # 8 kHz stereo restored
+
+
 def test_pipe_errors(model_dir, capsysbinary, monkeypatch) -> None:
     for argv, data, fragment in [
         (["encode", "-", "-o", "-"], b"", b"<stdin>: empty input"),
@@ -360,6 +372,8 @@ def test_pipe_errors(model_dir, capsysbinary, monkeypatch) -> None:
         ),
         (["decode", "-", "-o", "-"], b"", b"<stdin>: empty input"),
         (["decode", "-", "-o", "-"], b"RIFF0000WAVEfmt ", b"looks like a WAV"),
+        (["encode", "x.wav", "-o", "-", "--channels", "2"], b"", b"raw PCM on stdin"),
+        (["encode", "-", "-o", "-", "--block-seconds", "0"], b"", b"expected a positive number"),
     ]:
         _stdio(monkeypatch, data)
         assert main([*argv, "--model", str(model_dir)]) == 2
@@ -397,6 +411,30 @@ def test_decode_pipe_plays_frames_as_they_arrive(model_dir, debug_codec) -> None
         proc.stdin.close()
         rest = proc.stdout.read()
         assert proc.wait(60) == 0 and len(first) + len(rest) == 2 * 16000
+    finally:
+        proc.kill()
+
+
+def test_encode_pipe_sends_packets_as_audio_arrives(model_dir, debug_codec) -> None:
+    """Tokens for the first audio come out while stdin is still open."""
+    proc = subprocess.Popen(
+        [*CLI, "encode", "-", "-o", "-", "--model", str(model_dir)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        pcm = (speech_like(8000).T.numpy() * 32767).round().astype("<i2").tobytes()
+        proc.stdin.write(pcm[:3200])  # 10 frames
+        proc.stdin.flush()
+        head = _read_exactly(proc, 14)
+        assert head[:8] == STREAM_MAGIC
+        header_len = int.from_bytes(head[10:14], "little")
+        first = _read_exactly(proc, header_len + 4 + 1 + 4)
+        assert first[header_len + 4 : header_len + 5] == b"F"  # a frame packet, stdin still open
+        proc.stdin.write(pcm[3200:])
+        proc.stdin.close()
+        assert proc.wait(60) == 0
     finally:
         proc.kill()
 

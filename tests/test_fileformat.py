@@ -89,8 +89,13 @@ def test_bit_packing_round_trips_at_every_width(size: int) -> None:
     assert np.array_equal(unpack_codes(data, 1001, bits), values)
 
 
-def test_packing_is_msb_first() -> None:
+def test_packing_is_msb_first_and_sliced_seamlessly(monkeypatch) -> None:
     assert pack_codes(np.array([5, 3, 1]), 3) == bytes([0b10101100, 0b10000000])
+    values = np.random.default_rng(0).integers(0, 1000, 1003)
+    whole = pack_codes(values, 10)
+    monkeypatch.setattr("codec.fileformat._PACK_SLICE", 16)
+    assert pack_codes(values, 10) == whole
+    assert np.array_equal(unpack_codes(whole, 1003, 10), values)
 
 
 @pytest.mark.parametrize(
