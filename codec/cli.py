@@ -2,9 +2,10 @@
 
 A thin layer over :mod:`codec.files` and :mod:`codec.fileformat`.  Every problem with the
 user's input is one line on stderr (``codec: error: <file>: <problem>``) and exit status 2;
-an unexpected failure is exit status 1 (``--debug`` shows its traceback).  Outputs are
-written atomically, so a failed run leaves no partial file; existing outputs are never
-replaced without ``--force``.
+an unexpected failure is exit status 1 (``--debug`` shows its traceback); 130 after Ctrl-C
+and 141 when the reader of stdout goes away (as a SIGPIPE death).  Outputs are written
+atomically, so a failed run leaves no partial file; existing outputs are never replaced
+without ``--force``.
 
 ``-`` as input or output means a pipe: ``codec encode - -o -`` reads raw PCM on stdin and
 writes a token stream on stdout, ``codec decode - -o -`` the reverse (see the README section
@@ -262,7 +263,13 @@ def _bar(args: argparse.Namespace, **kwargs: Any) -> tqdm:
 # -- encode ----------------------------------------------------------------------------------
 
 
+def _check_stdout(output: str) -> None:
+    if output == "-" and sys.stdout.isatty():
+        raise CliError("refusing to write binary data to a terminal: pipe or redirect stdout")
+
+
 def run_encode(args: argparse.Namespace) -> int:
+    _check_stdout(args.output)
     if args.input != "-" and (args.sample_rate or args.channels):
         raise CliError(
             "--sample-rate and --channels describe raw PCM on stdin (IN = -); files carry their own"
@@ -296,10 +303,10 @@ def _encode_job(args: argparse.Namespace) -> Callable[[str | Path, Path | None],
 
     def job(source: str | Path, target: Path | None) -> None:
         if target is not None and source != "-":
-            bar = _bar(args, total=round(audio_info(source).duration, 1), unit="s", leave=False)
-            with bar:
-                sr = audio_info(source).sample_rate
-                codes = encode_file(codec, source, k, args.block_seconds, lambda n: bar.update(n / sr))
+            info = audio_info(source)
+            with _bar(args, total=round(info.duration, 1), unit="s", leave=False) as bar:
+                progress = lambda n: bar.update(n / info.sample_rate)  # noqa: E731
+                codes = encode_file(codec, source, k, args.block_seconds, progress)
             write_codes(target, codes)
             return
         _encode_stream(args, codec, k, str(source), target)
@@ -311,12 +318,13 @@ def _encode_stream(
     args: argparse.Namespace, codec: Codec, k: int | None, source: str, target: Path | None
 ) -> None:
     """Encode with packets going out as they are made (stdin and/or stdout)."""
+    info = None if source == "-" else audio_info(source)
     if source == "-":
         name, channels = "<stdin>", args.channels or 1
         sample_rate, frames = args.sample_rate or codec.sample_rate, None
         blocks = read_pcm(sys.stdin.buffer, channels, args.pcm_format)
     else:
-        name, info = source, audio_info(source)
+        name = source
         check_wav_complete(Path(source))
         channels, sample_rate = info.channels, info.sample_rate
         frames = chunk_frames(codec, args.block_seconds)
@@ -336,6 +344,10 @@ def _encode_stream(
         raise AudioError(str(err) if str(err).startswith(name) else f"{name}: {err}") from None
     if enc.original_num_samples == 0:
         raise AudioError(f"{name}: empty input (zero samples)")
+    if source != "-" and enc.original_num_samples != info.frames:
+        raise AudioError(
+            f"{name}: truncated (header says {info.frames} samples, read {enc.original_num_samples})"
+        )
     if writer is not None:
         writer.close(enc.num_samples, enc.original_num_samples)
     if target is not None:
@@ -353,6 +365,7 @@ def _stream_header(codec: Codec, enc: AudioEncoder) -> StreamHeader:
 
 
 def run_decode(args: argparse.Namespace) -> int:
+    _check_stdout(args.output)
     if args.input != "-" and Path(args.input).is_dir():
         return _run_folder(args, TOKEN_SUFFIXES, "." + args.format, _decode_job(args))
     target = None if args.output == "-" else _target(args.input, args.output, "." + args.format)
@@ -568,17 +581,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     try:
         return int(args.run(args) or 0)
+    except BrokenPipeError:
+        # The reader of stdout went away (e.g. `| head`): stop quietly, with the status a
+        # SIGPIPE death would give, and keep the interpreter from flushing into the dead pipe.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except BAD_INPUT as err:
         _print_error(err)
         return 2
     except KeyboardInterrupt:
         print("codec: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        # The reader of stdout went away (e.g. `| head`): stop quietly, with the status a
-        # SIGPIPE death would give, and keep the interpreter from flushing into the dead pipe.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141
     except Exception as err:
         if getattr(args, "debug", False):
             raise

@@ -439,6 +439,19 @@ def test_encode_pipe_sends_packets_as_audio_arrives(model_dir, debug_codec) -> N
         proc.kill()
 
 
+def test_closed_stdout_stops_quietly(tmp_path, model_dir, debug_codec) -> None:
+    """`codec decode x.cdc -o - | head -c 10`: exit like SIGPIPE (141), no error message."""
+    write_codes(tmp_path / "t.cdc", debug_codec.encode(speech_like(16000 * 10)[None], 16000))
+    proc = subprocess.Popen(
+        [*CLI, "decode", tmp_path / "t.cdc", "-o", "-", "--model", model_dir],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert len(_read_exactly(proc, 10)) == 10
+    proc.stdout.close()
+    assert proc.wait(60) == 141 and proc.stderr.read() == b""
+
+
 def test_info(tmp_path, stereo, model_dir, token_file, capsys) -> None:
     code = main(["info", str(model_dir)])
     out = capsys.readouterr().out
