@@ -119,13 +119,15 @@ def set_threads(n: int) -> None:
 
 
 def cpu_name() -> str:
+    """CPU model, with ``virtual machine`` and ``AVX-512`` when ``/proc/cpuinfo`` says so."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        return platform.processor() or platform.machine()
+    name = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), "")
+    flags = next((ln.split(":", 1)[1].split() for ln in lines if ln.startswith("flags")), [])
+    extras = [x for x, flag in (("virtual machine", "hypervisor"), ("AVX-512", "avx512f")) if flag in flags]
+    return ", ".join([name or platform.machine(), *extras])
 
 
 def load_average() -> str:
