@@ -1,0 +1,148 @@
+"""``codec train`` and ``codec export``: argument parsers and entry points.
+
+The parsers import nothing heavy, so ``codec --help`` stays fast and works without the
+``train`` extra; Lightning is imported only when a command runs.  Exit codes: 0 success,
+2 bad input (config, data, paths; one line on stderr), 1 internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+_MISSING_EXTRA = "codec: training needs the train extra: pip install 'codec[train]'"
+
+
+def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``codec train`` on ``subparsers``; the command's handler is ``run_train``."""
+    p = subparsers.add_parser(
+        "train",
+        help="train a codec from a preset (Lightning; DDP for several devices/nodes)",
+        description="Train a codec. Multi-GPU: --devices N. Multi-node: the same command under "
+        "torchrun or srun with --num-nodes M.",
+    )
+    p.add_argument(
+        "--config", required=True, help="preset YAML file or bundled preset name (debug, speech_16k)"
+    )
+    p.add_argument("--data", nargs="+", metavar="DIR", help="training folders or CSV/JSONL manifests")
+    p.add_argument("--val-data", nargs="+", metavar="DIR", help="validation folders or manifests")
+    p.add_argument("--max-steps", type=int, help="generator steps to train (overrides the preset)")
+    p.add_argument("--devices", default="1", help="devices per node (an integer or 'auto')")
+    p.add_argument("--num-nodes", type=int, default=1, help="nodes (with torchrun or SLURM)")
+    p.add_argument("--accelerator", default="auto", choices=["auto", "cpu", "gpu", "cuda", "mps"])
+    p.add_argument("--precision", help="Lightning precision, e.g. 32-true, bf16-mixed, 16-mixed")
+    p.add_argument("--batch-size", type=int, help="items per device and step (overrides the preset)")
+    p.add_argument("--num-workers", type=int, help="data loader worker processes per device")
+    p.add_argument("--run-dir", help="checkpoints and TensorBoard logs (default: runs/<model name>)")
+    p.add_argument(
+        "--resume", metavar="CKPT", help="continue from a checkpoint (e.g. RUN/checkpoints/last.ckpt)"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (for log files)")
+    p.set_defaults(handler=run_train)
+    return p
+
+
+def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``codec export``; the command's handler is ``run_export``."""
+    p = subparsers.add_parser("export", help="write a training checkpoint as an inference model directory")
+    p.add_argument("checkpoint", metavar="CKPT", help="a .ckpt file written by codec train")
+    p.add_argument("-o", "--output", required=True, metavar="MODEL_DIR", help="model directory to write")
+    p.add_argument("--no-ema", action="store_true", help="export the raw weights even if the run kept an EMA")
+    p.set_defaults(handler=run_export)
+    return p
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> int:
+    print(f"codec: error: {message}", file=sys.stderr)
+    return code
+
+
+def _devices(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        n = int(value)
+    except ValueError:
+        raise ValueError(f"--devices must be an integer or 'auto', got {value!r}") from None
+    if n < 1:
+        raise ValueError(f"--devices must be at least 1, got {n}")
+    return n
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Handler of ``codec train``; returns the exit code."""
+    try:
+        import lightning  # noqa: F401
+    except ImportError:
+        print(_MISSING_EXTRA, file=sys.stderr)
+        return EXIT_USAGE
+    from codec.config import ConfigError
+    from codec.train.config import load_train_preset
+    from codec.train.data import DataError
+    from codec.train.runner import RunOptions, apply_overrides, train
+
+    try:
+        preset = load_train_preset(args.config)
+        train_cfg = apply_overrides(
+            preset.train,
+            args.data,
+            args.val_data,
+            args.max_steps,
+            args.precision,
+            args.batch_size,
+            args.num_workers,
+        )
+        preset = type(preset)(preset.model, train_cfg)
+        resume = Path(args.resume) if args.resume else None
+        if resume is not None and not resume.is_file():
+            return _fail(f"{resume}: no such checkpoint")
+        if args.num_nodes < 1:
+            return _fail("--num-nodes must be at least 1")
+        options = RunOptions(
+            run_dir=Path(args.run_dir or Path("runs") / preset.model.name),
+            devices=_devices(args.devices),
+            num_nodes=args.num_nodes,
+            accelerator="gpu" if args.accelerator == "cuda" else args.accelerator,
+            resume=resume,
+            progress_bar=not args.no_progress,
+        )
+        train(preset, options)
+    except (ConfigError, DataError, ValueError) as err:
+        return _fail(str(err))
+    except KeyboardInterrupt:
+        return _fail("interrupted", EXIT_ERROR)
+    return EXIT_OK
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Handler of ``codec export``; returns the exit code."""
+    try:
+        from codec.train.export import ExportError, export_checkpoint
+    except ImportError:
+        print(_MISSING_EXTRA, file=sys.stderr)
+        return EXIT_USAGE
+    from codec.config import ConfigError
+
+    try:
+        result = export_checkpoint(args.checkpoint, args.output, use_ema=not args.no_ema)
+    except (ExportError, ConfigError) as err:
+        return _fail(str(err))
+    weights = "EMA" if result.used_ema else "raw"
+    print(f"wrote {result.directory} (step {result.step}, {weights} weights)")
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Standalone entry point: ``python -m codec.train.cli {train,export} ...``."""
+    parser = argparse.ArgumentParser(prog="codec")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_train_parser(sub)
+    add_export_parser(sub)
+    args = parser.parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

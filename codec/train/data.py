@@ -1,0 +1,240 @@
+"""Training data: audio files from folders or manifests, random crops, a held-out validation set.
+
+Any format soundfile reads is accepted; audio is downmixed to mono, resampled to the model
+rate and loudness-normalised (RMS, with a random jitter for training).
+
+Training items are a pure function of ``(seed, rank, item index)``: item ``j`` of rank ``r``
+draws its file, crop and gain from a generator seeded by those numbers.  The data state is
+therefore just the step count, which Lightning restores on ``--resume``; a resumed run sees
+exactly the items the uninterrupted run would have seen, whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from codec.train.config import DataConfig
+
+AUDIO_SUFFIXES = frozenset(f".{ext.lower()}" for ext in sf.available_formats()) | {".oga", ".opus"}
+MANIFEST_SUFFIXES = frozenset({".csv", ".jsonl"})
+# Crops quieter than this (RMS, dBFS) are not amplified to the target level: it would only
+# turn near-silence into loud noise.
+_SILENCE_DB = -60.0
+
+
+class DataError(ValueError):
+    """Training data missing or unreadable; the message says which path and why."""
+
+
+@dataclass(frozen=True)
+class AudioFile:
+    """One file: its path, native rate, channels and length in native frames."""
+
+    path: str
+    sample_rate: int
+    channels: int
+    frames: int
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / self.sample_rate
+
+
+def _probe(path: Path) -> AudioFile:
+    try:
+        info = sf.info(str(path))
+    except (RuntimeError, sf.LibsndfileError) as err:
+        raise DataError(f"{path}: not readable audio ({err})") from None
+    return AudioFile(str(path), int(info.samplerate), int(info.channels), int(info.frames))
+
+
+def _manifest_paths(manifest: Path) -> list[Path]:
+    """Paths listed in a CSV (``path`` column) or JSONL (``path`` key) manifest, relative to it."""
+    text = manifest.read_text()
+    if manifest.suffix.lower() == ".csv":
+        rows = list(csv.DictReader(text.splitlines()))
+        if rows and "path" not in rows[0]:
+            raise DataError(f"{manifest}: a CSV manifest needs a 'path' column")
+        entries = [row["path"] for row in rows]
+    else:
+        entries = []
+        for i, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                entries.append(json.loads(line)["path"])
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise DataError(f"{manifest}:{i}: expected a JSON object with a 'path' key") from None
+    return [p if p.is_absolute() else manifest.parent / p for p in map(Path, entries)]
+
+
+def find_audio(sources: Sequence[str | Path]) -> list[AudioFile]:
+    """All audio files under the folders / in the manifests ``sources``, sorted by path.
+
+    Raises:
+        DataError: a source does not exist, or no audio was found.
+    """
+    if not sources:
+        raise DataError("no training data given (use --data DIR or train.data.train in the config)")
+    paths: list[Path] = []
+    for source in map(Path, sources):
+        if source.is_dir():
+            paths += [p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES]
+        elif source.is_file() and source.suffix.lower() in MANIFEST_SUFFIXES:
+            paths += _manifest_paths(source)
+        elif source.is_file():
+            paths.append(source)
+        else:
+            raise DataError(f"{source}: no such folder or manifest")
+    files = [_probe(p) for p in sorted(set(paths))]
+    files = [f for f in files if f.frames > 0]
+    if not files:
+        raise DataError(f"no audio files found in {', '.join(map(str, sources))}")
+    return files
+
+
+def read_audio(file: AudioFile, start: int, frames: int, sample_rate: int) -> torch.Tensor:
+    """Read ``frames`` native frames from ``start``, downmix and resample. Returns ``[T]`` float32."""
+    data, _ = sf.read(file.path, start=start, frames=frames, dtype="float32", always_2d=True)
+    wav = torch.from_numpy(np.ascontiguousarray(data.mean(axis=1)))
+    if file.sample_rate != sample_rate:
+        wav = AF.resample(wav, file.sample_rate, sample_rate)
+    return wav
+
+
+def normalize_loudness(wav: torch.Tensor, target_db: float) -> torch.Tensor:
+    """Scale ``wav [T]`` to ``target_db`` dBFS RMS (near-silence untouched), peaks kept below 1."""
+    rms_db = 10 * math.log10(float(wav.pow(2).mean()) + 1e-12)
+    if rms_db > _SILENCE_DB:
+        wav = wav * 10 ** ((target_db - rms_db) / 20)
+    peak = float(wav.abs().max()) if wav.numel() else 0.0
+    return wav / peak * 0.99 if peak > 0.99 else wav
+
+
+class RandomCrops(Dataset):
+    """Item ``j``: a random crop of ``segment`` samples at ``sample_rate``, ``[segment]``.
+
+    Files are drawn in proportion to their duration; shorter files are zero-padded.
+    """
+
+    def __init__(self, files: list[AudioFile], cfg: DataConfig, sample_rate: int, segment: int, seed: int):
+        self.files, self.cfg = files, cfg
+        self.sample_rate, self.segment, self.seed = sample_rate, segment, seed
+        weights = torch.tensor([f.seconds for f in files], dtype=torch.float64)
+        self.cumulative = torch.cumsum(weights / weights.sum(), 0)
+
+    def __len__(self) -> int:
+        return 2**62  # infinite stream; the sampler says which items are read
+
+    def __getitem__(self, key: int) -> torch.Tensor:
+        gen = torch.Generator().manual_seed((self.seed * 1_000_003 + key) % 2**63)
+        u = torch.rand(3, generator=gen, dtype=torch.float64)
+        file = self.files[min(int(torch.searchsorted(self.cumulative, u[0])), len(self.files) - 1)]
+        native = math.ceil(self.segment * file.sample_rate / self.sample_rate) + 1
+        start = int(u[1] * max(file.frames - native, 0))
+        wav = read_audio(file, start, min(native, file.frames), self.sample_rate)[: self.segment]
+        wav = torch.nn.functional.pad(wav, (0, self.segment - wav.shape[0]))
+        gain = self.cfg.loudness_db + (2 * float(u[2]) - 1) * self.cfg.loudness_jitter_db
+        return normalize_loudness(wav, gain)
+
+
+class StepSampler(Sampler[int]):
+    """Item keys ``(start + i) * world + rank`` for ``i = 0, 1, ...``: resumable, rank-disjoint."""
+
+    def __init__(self, start: int, rank: int, world: int) -> None:
+        self.start, self.rank, self.world = start, rank, world
+
+    def __iter__(self) -> Iterator[int]:
+        i = self.start
+        while True:
+            yield i * self.world + self.rank
+            i += 1
+
+    def __len__(self) -> int:
+        return 2**31 - 1
+
+
+class Utterances(Dataset):
+    """Validation items: whole files (cut to ``max_samples``, trimmed to whole frames), ``[T]``."""
+
+    def __init__(self, files: list[AudioFile], cfg: DataConfig, sample_rate: int, hop: int):
+        self.files, self.cfg, self.sample_rate, self.hop = files, cfg, sample_rate, hop
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        file = self.files[index]
+        native = min(file.frames, int(self.cfg.val_seconds * file.sample_rate))
+        wav = read_audio(file, 0, native, self.sample_rate)
+        wav = wav[: max(wav.shape[0] // self.hop, 1) * self.hop]
+        wav = torch.nn.functional.pad(wav, (0, max(self.hop - wav.shape[0], 0)))
+        return normalize_loudness(wav, self.cfg.loudness_db)
+
+
+def split_files(
+    train: list[AudioFile], val: list[AudioFile] | None, fraction: float
+) -> tuple[list[AudioFile], list[AudioFile]]:
+    """Explicit validation files, or every ``round(1 / fraction)``-th training file held out."""
+    if val:
+        return train, val
+    if fraction <= 0 or len(train) < 2:
+        raise DataError("no validation data: give --val-data DIR or set train.data.val_fraction > 0")
+    every = max(round(1 / fraction), 2)
+    held = train[::every]
+    return [f for i, f in enumerate(train) if i % every], held
+
+
+class AudioDataModule(L.LightningDataModule):
+    """Random training crops and fixed validation utterances for one model.
+
+    Args:
+        cfg: the data section of the training config (paths already resolved).
+        sample_rate, hop_length: the model's.
+        seed: the run seed (items are a function of it, see the module docstring).
+    """
+
+    def __init__(self, cfg: DataConfig, sample_rate: int, hop_length: int, seed: int = 0) -> None:
+        super().__init__()
+        self.cfg, self.sample_rate, self.hop, self.seed = cfg, sample_rate, hop_length, seed
+        train = find_audio(cfg.train)
+        val = find_audio(cfg.val) if cfg.val else None
+        self.train_files, self.val_files = split_files(train, val, cfg.val_fraction)
+        self.val_files = self.val_files[: cfg.val_items]
+        frames = max(round(cfg.segment_seconds * sample_rate / hop_length), 1)
+        self.segment = frames * hop_length
+
+    def train_dataloader(self) -> DataLoader:
+        trainer = self.trainer
+        step = trainer.global_step if trainer is not None else 0
+        rank = trainer.global_rank if trainer is not None else 0
+        world = trainer.world_size if trainer is not None else 1
+        bs = self.cfg.batch_size
+        dataset = RandomCrops(self.train_files, self.cfg, self.sample_rate, self.segment, self.seed)
+        return DataLoader(
+            dataset,
+            batch_size=bs,
+            sampler=StepSampler(step * bs, rank, world),
+            # Its own generator: creating the loader must not consume the global random state
+            # (a resumed run re-creates it at a different point than the uninterrupted one).
+            generator=torch.Generator().manual_seed(self.seed),
+            num_workers=self.cfg.num_workers,
+            persistent_workers=self.cfg.num_workers > 0,
+            drop_last=True,
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        dataset = Utterances(self.val_files, self.cfg, self.sample_rate, self.hop)
+        return DataLoader(dataset, batch_size=1, num_workers=0)

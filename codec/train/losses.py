@@ -1,0 +1,125 @@
+"""Reconstruction and adversarial losses.
+
+All losses run in float32 (autocast off): log-spectra of quiet bins lose everything in bf16.
+Waveforms are ``[B, T]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import auraloss
+import torch
+import torchaudio
+from torch import nn
+from torch.nn import functional as F
+
+_LOG_FLOOR = 1e-5
+
+
+def _fp32(fn):
+    """Run ``fn`` with autocast disabled and float32 tensor arguments."""
+
+    def wrapper(self, *args):
+        args = [a.float() if isinstance(a, torch.Tensor) else a for a in args]
+        with torch.autocast(args[0].device.type, enabled=False):
+            return fn(self, *args)
+
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
+class MultiScaleMelLoss(nn.Module):
+    """L1 between log-mel spectrograms at several window lengths (hop = window / 4).
+
+    Short windows see transients, long ones pitch and formants; summed over scales.
+
+    Args:
+        sample_rate: Hz.
+        windows: window (= FFT) lengths in samples, one per scale.
+        mel_bins: mel bands per scale (few for short windows, whose frequency resolution is coarse).
+    """
+
+    def __init__(self, sample_rate: int, windows: Sequence[int], mel_bins: Sequence[int]) -> None:
+        super().__init__()
+        self.mels = nn.ModuleList(
+            torchaudio.transforms.MelSpectrogram(
+                sample_rate=sample_rate,
+                n_fft=w,
+                win_length=w,
+                hop_length=w // 4,
+                n_mels=m,
+                power=1.0,
+                center=True,
+                norm="slaney",
+                mel_scale="slaney",
+            )
+            for w, m in zip(windows, mel_bins, strict=True)
+        )
+
+    @_fp32
+    def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        """Args: fake, real ``[B, T]``. Returns a scalar."""
+        loss = fake.new_zeros(())
+        for mel in self.mels:
+            a = torch.log10(mel(fake).clamp(min=_LOG_FLOOR))
+            b = torch.log10(mel(real).clamp(min=_LOG_FLOOR))
+            loss = loss + F.l1_loss(a, b)
+        return loss
+
+
+class MultiResolutionSTFTLoss(nn.Module):
+    """auraloss's spectral convergence + log-magnitude loss over several FFT sizes (hop = size / 4)."""
+
+    def __init__(self, sizes: Sequence[int]) -> None:
+        super().__init__()
+        self.loss = auraloss.freq.MultiResolutionSTFTLoss(
+            fft_sizes=list(sizes), hop_sizes=[s // 4 for s in sizes], win_lengths=list(sizes)
+        )
+
+    @_fp32
+    def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        """Args: fake, real ``[B, T]``. Returns a scalar."""
+        return self.loss(fake[:, None], real[:, None])
+
+
+def discriminator_loss(real: list[torch.Tensor], fake: list[torch.Tensor], kind: str) -> torch.Tensor:
+    """Discriminator objective, averaged over sub-discriminators.
+
+    Args:
+        real, fake: logits of each sub-discriminator for real and generated audio.
+        kind: ``"lsgan"`` (real -> 1, fake -> 0) or ``"hinge"``.
+    """
+    total = real[0].new_zeros((), dtype=torch.float32)
+    for r, f in zip(real, fake, strict=True):
+        r, f = r.float(), f.float()
+        if kind == "hinge":
+            total = total + F.relu(1 - r).mean() + F.relu(1 + f).mean()
+        else:
+            total = total + (1 - r).pow(2).mean() + f.pow(2).mean()
+    return total / len(real)
+
+
+def generator_adversarial_loss(fake: list[torch.Tensor], kind: str) -> torch.Tensor:
+    """Generator objective (fool every sub-discriminator), averaged over them."""
+    total = fake[0].new_zeros((), dtype=torch.float32)
+    for f in fake:
+        f = f.float()
+        total = total + (F.relu(1 - f).mean() if kind == "hinge" else (1 - f).pow(2).mean())
+    return total / len(fake)
+
+
+def feature_matching_loss(real: list[list[torch.Tensor]], fake: list[list[torch.Tensor]]) -> torch.Tensor:
+    """L1 between discriminator activations for real (detached) and generated audio.
+
+    Each layer's L1 is divided by the mean magnitude of the real activation (as in EnCodec) so
+    that layers with large activations do not dominate; averaged over layers and discriminators.
+    """
+    total = fake[0][0].new_zeros((), dtype=torch.float32)
+    count = 0
+    for layers_r, layers_f in zip(real, fake, strict=True):
+        for r, f in zip(layers_r, layers_f, strict=True):
+            r = r.detach().float()
+            total = total + F.l1_loss(f.float(), r) / (r.abs().mean() + 1e-5)
+            count += 1
+    return total / max(count, 1)

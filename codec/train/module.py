@@ -1,0 +1,233 @@
+"""CodecTrainingModule: a thin LightningModule around :class:`codec.model.CodecModel`.
+
+Manual optimisation of the generator (the codec) and the discriminators.  Per batch:
+
+1. generator forward (quantizer dropout inside the quantizer picks the bitrate per item);
+2. once adversarial training has started, one discriminator step on real vs. detached fake;
+3. one generator step on the weighted sum of the losses (weight 0: computed and logged only);
+4. LR schedules step, the EMA copy of the generator is updated.
+
+The step count (``trainer.global_step``) counts generator updates only: the discriminator is
+stepped through the strategy directly so that Lightning does not count it as a step.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import lightning as L
+import torch
+from torch.nn import functional as F
+
+from codec.config import CodecConfig
+from codec.model import CodecModel, ModelOutput, build_model
+from codec.train.config import TrainConfig
+from codec.train.discriminators import DiscriminatorOutput, Discriminators
+from codec.train.losses import (
+    MultiResolutionSTFTLoss,
+    MultiScaleMelLoss,
+    discriminator_loss,
+    feature_matching_loss,
+    generator_adversarial_loss,
+)
+from codec.train.validation import ValidationMixin
+
+
+def lr_factor(step: int, warmup: int, max_steps: int, min_ratio: float) -> float:
+    """Linear warmup to 1, then cosine decay to ``min_ratio`` at ``max_steps``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min((step - warmup) / max(max_steps - warmup, 1), 1.0)
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class CodecTrainingModule(ValidationMixin, L.LightningModule):
+    """Generator, discriminators and losses for one run.
+
+    Args:
+        model: the codec's config (``model:`` section).
+        train: the training config (``train:`` section).
+    The configs are stored in the checkpoint as plain dicts (``hyper_parameters``), so
+    ``codec export`` can rebuild the model without the preset file.
+    """
+
+    def __init__(self, model: dict[str, Any] | CodecConfig, train: dict[str, Any] | TrainConfig) -> None:
+        super().__init__()
+        from codec.config import from_dict
+
+        model_cfg = model if isinstance(model, CodecConfig) else from_dict(CodecConfig, model, "model")
+        train_cfg = train if isinstance(train, TrainConfig) else from_dict(TrainConfig, train, "train")
+        self.save_hyperparameters({"model": model_cfg.to_dict(), "train": train_cfg.to_dict()})
+        self.model_cfg, self.cfg = model_cfg, train_cfg
+        self.automatic_optimization = False
+        self.generator: CodecModel = build_model(model_cfg)
+        d = train_cfg.discriminator
+        self.discriminators = Discriminators(
+            d.periods, d.period_channels, d.stft_sizes, d.stft_channels, d.bands
+        )
+        loss = train_cfg.loss
+        self.mel_loss = MultiScaleMelLoss(model_cfg.sample_rate, loss.mel_windows, loss.mel_bins)
+        self.stft_loss = MultiResolutionSTFTLoss(loss.stft_sizes)
+        self.ema: CodecModel | None = None
+        if train_cfg.ema_decay > 0:
+            self.ema = copy.deepcopy(self.generator).requires_grad_(False)
+        q = model_cfg.quantizer
+        self.register_buffer("code_counts", torch.zeros(q.total_codebooks, q.codebook_size), persistent=False)
+
+    # ----------------------------------------------------------------- optimisers
+    def configure_optimizers(self) -> Any:
+        o = self.cfg.optimizer
+        betas = (o.betas[0], o.betas[1])
+        opt_g = torch.optim.AdamW(self.generator.parameters(), o.lr, betas, weight_decay=o.weight_decay)
+        opt_d = torch.optim.AdamW(
+            self.discriminators.parameters(), o.disc_lr, betas, weight_decay=o.weight_decay
+        )
+        max_steps, warmup, ratio = self.cfg.max_steps, o.warmup_steps, o.min_lr_ratio
+
+        # A closure, not an object: LambdaLR then keeps it out of the checkpoint, so a resumed
+        # run follows the schedule of its current config (e.g. a larger --max-steps).
+        def schedule(step: int) -> float:
+            return lr_factor(step, warmup, max_steps, ratio)
+
+        sch_g = torch.optim.lr_scheduler.LambdaLR(opt_g, schedule)
+        # The discriminator's scheduler counts its own steps (it starts at start_step).
+        disc_steps = max(max_steps - (self.cfg.discriminator.start_step or 0), 1)
+
+        def disc_schedule(step: int) -> float:
+            return lr_factor(step, warmup, disc_steps, ratio)
+
+        sch_d = torch.optim.lr_scheduler.LambdaLR(opt_d, disc_schedule)
+        return [opt_g, opt_d], [sch_g, sch_d]
+
+    # ----------------------------------------------------------------- training
+    def adversarial_active(self) -> bool:
+        start = self.cfg.discriminator.start_step
+        return start is not None and self.global_step >= start
+
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+        """Args: batch ``[B, T]`` waveform crops (T a multiple of the hop)."""
+        opt_g, opt_d = self.optimizers()
+        sch_g, sch_d = self.lr_schedulers()
+        real = batch
+        out: ModelOutput = self.generator(real)
+        fake = out.wav
+        logs: dict[str, torch.Tensor] = {}
+        real_d: DiscriminatorOutput | None = None
+        if self.adversarial_active():
+            real_d = self._discriminator_step(opt_d, real, fake.detach(), logs)
+            sch_d.step()
+        total = self._generator_losses(out, real, real_d, logs)
+        opt_g.zero_grad(set_to_none=True)
+        self.manual_backward(total)
+        self.clip_gradients(opt_g, self.cfg.optimizer.grad_clip, "norm")
+        opt_g.step()
+        sch_g.step()
+        self._update_ema()
+        self._count_codes(out)
+        logs["loss/total"] = total.detach()
+        logs["lr"] = torch.tensor(sch_g.get_last_lr()[0])
+        self.log_dict({f"train/{k}": v for k, v in logs.items()}, on_step=True, prog_bar=False)
+        self.log("mel", logs["loss/mel"], prog_bar=True, logger=False)
+        if (self.global_step) % self.cfg.logging.every_n_steps == 0:
+            self._log_code_usage("train")
+
+    def _discriminator_step(
+        self, opt_d: Any, real: torch.Tensor, fake: torch.Tensor, logs: dict[str, torch.Tensor]
+    ) -> DiscriminatorOutput:
+        real_d = self.discriminators(real)
+        fake_d = self.discriminators(fake)
+        loss = discriminator_loss(real_d.logits, fake_d.logits, self.cfg.discriminator.kind)
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        self.clip_gradients(opt_d, self.cfg.optimizer.disc_grad_clip, "norm")
+        # Through the strategy (precision plugin, scaler), not LightningOptimizer.step(): the
+        # latter would count as a training step and halve the meaning of max_steps.
+        self.trainer.strategy.optimizer_step(opt_d.optimizer, closure=lambda: None, model=self)
+        logs["loss/discriminator"] = loss.detach()
+        return DiscriminatorOutput(
+            [t.detach() for t in real_d.logits], [[t.detach() for t in f] for f in real_d.features]
+        )
+
+    def _generator_losses(
+        self,
+        out: ModelOutput,
+        real: torch.Tensor,
+        real_d: DiscriminatorOutput | None,
+        logs: dict[str, torch.Tensor],
+    ) -> torch.Tensor:
+        """Weighted sum of the generator losses; every loss is logged, weight 0 ones only logged."""
+        w = self.cfg.loss
+        fake = out.wav
+        terms: dict[str, tuple[float, torch.Tensor]] = {
+            "mel": (w.mel, self.mel_loss(fake, real)),
+            "stft": (w.stft, self.stft_loss(fake, real)),
+            "waveform": (w.waveform, F.l1_loss(fake.float(), real.float())),
+            "commitment": (w.commitment, out.quantizer.commitment_loss.float()),
+            "codebook": (w.codebook, out.quantizer.codebook_loss.float()),
+        }
+        if real_d is not None:
+            fake_d = self.discriminators(fake)
+            kind = self.cfg.discriminator.kind
+            terms["adversarial"] = (w.adversarial, generator_adversarial_loss(fake_d.logits, kind))
+            terms["feature"] = (w.feature, feature_matching_loss(real_d.features, fake_d.features))
+        total = fake.new_zeros((), dtype=torch.float32)
+        for name, (weight, value) in terms.items():
+            logs[f"loss/{name}"] = value.detach()
+            if weight > 0:
+                total = total + weight * value
+        return total
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        if self.ema is None:
+            return
+        # Bias correction for the first steps: the average starts as a copy, not as zeros.
+        step = self.global_step
+        decay = min(self.cfg.ema_decay, (1 + step) / (10 + step))
+        for p_ema, p in zip(self.ema.parameters(), self.generator.parameters(), strict=True):
+            p_ema.lerp_(p.detach(), 1 - decay)
+        for b_ema, b in zip(self.ema.buffers(), self.generator.buffers(), strict=True):
+            b_ema.copy_(b)
+
+    def inference_model(self) -> CodecModel:
+        """The weights validation and export use: the EMA copy when enabled."""
+        return self.ema if self.ema is not None else self.generator
+
+    # ----------------------------------------------------------------- resume
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Quantizer dropout and dead-code replacement draw from the global generator; saving it
+        # makes a resumed run continue exactly as the uninterrupted one would have.
+        checkpoint["rng_state"] = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            checkpoint["rng_state"]["cuda"] = torch.cuda.get_rng_state_all()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("rng_state", {})
+        if "torch" in state:
+            torch.set_rng_state(state["torch"])
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+
+    # ----------------------------------------------------------------- code usage
+    @torch.no_grad()
+    def _count_codes(self, out: ModelOutput) -> None:
+        codes = out.quantizer.codes  # [M, K]
+        size = self.code_counts.shape[1]
+        offsets = torch.arange(codes.shape[1], device=codes.device) * size
+        flat = (codes + offsets).flatten()
+        self.code_counts.view(-1).add_(torch.bincount(flat, minlength=self.code_counts.numel()).float())
+
+    def _log_code_usage(self, prefix: str) -> None:
+        from codec.metrics import entropy_bits
+
+        counts = self.code_counts
+        if counts.sum() == 0:
+            return
+        entropies = [entropy_bits(c) for c in counts]
+        metrics = {f"{prefix}/codebook_entropy/{k}": h for k, h in enumerate(entropies)}
+        metrics[f"{prefix}/codebook_entropy_min"] = min(entropies)
+        metrics[f"{prefix}/codebook_perplexity_mean"] = sum(2**h for h in entropies) / len(entropies)
+        self.log_dict(metrics, on_step=prefix == "train", on_epoch=prefix != "train", rank_zero_only=True)
+        counts.zero_()

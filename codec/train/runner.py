@@ -1,0 +1,146 @@
+"""Build the Lightning trainer for a preset and run (or resume) training.
+
+Scale-out is Lightning's: ``devices``/``num_nodes`` > 1 selects DDP, and the same command
+runs under ``torchrun`` or SLURM (Lightning reads their environment variables).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.strategies import DDPStrategy
+
+from codec.train.config import Preset, TrainConfig
+from codec.train.data import AudioDataModule
+from codec.train.module import CodecTrainingModule
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Command-line settings that are not part of the preset.
+
+    Attributes:
+        run_dir: checkpoints go to ``run_dir/checkpoints``, TensorBoard logs to ``run_dir``.
+        devices, num_nodes: Lightning's; more than one process means DDP.
+        accelerator: ``"auto"``, ``"cpu"``, ``"gpu"``.
+        resume: a checkpoint to continue from (optimizer, schedulers, step and data state).
+        progress_bar: show Lightning's progress bar.
+    """
+
+    run_dir: Path
+    devices: int | str = 1
+    num_nodes: int = 1
+    accelerator: str = "auto"
+    resume: Path | None = None
+    progress_bar: bool = True
+
+
+def apply_overrides(
+    cfg: TrainConfig,
+    data: list[str] | None = None,
+    val_data: list[str] | None = None,
+    max_steps: int | None = None,
+    precision: str | None = None,
+    batch_size: int | None = None,
+    num_workers: int | None = None,
+) -> TrainConfig:
+    """The config with the command line's values (``None``: keep the preset's)."""
+    d = cfg.data
+    d = dataclasses.replace(
+        d,
+        train=tuple(data) if data else d.train,
+        val=tuple(val_data) if val_data else d.val,
+        batch_size=batch_size if batch_size is not None else d.batch_size,
+        num_workers=num_workers if num_workers is not None else d.num_workers,
+    )
+    return dataclasses.replace(
+        cfg,
+        data=d,
+        max_steps=max_steps if max_steps is not None else cfg.max_steps,
+        precision=precision or cfg.precision,
+    )
+
+
+def build_trainer(preset: Preset, options: RunOptions) -> L.Trainer:
+    """A Trainer with checkpointing every N steps, TensorBoard logging and (multi-process) DDP."""
+    cfg = preset.train
+    ckpt = ModelCheckpoint(
+        dirpath=options.run_dir / "checkpoints",
+        filename="step{step:07d}",
+        auto_insert_metric_name=False,
+        every_n_train_steps=cfg.checkpoint.every_n_steps,
+        # "step" is always among the monitored candidates: keep the newest keep_last files.
+        monitor="step",
+        mode="max",
+        save_top_k=cfg.checkpoint.keep_last,
+        save_last=True,
+    )
+    processes = _count(options.devices) * options.num_nodes
+    strategy: str | DDPStrategy = "auto"
+    if processes > 1 or _launched_distributed():
+        # find_unused_parameters: the discriminators get no gradient before adversarial
+        # training starts, and each backward touches only part of the module.
+        cpu = options.accelerator == "cpu" or not torch.cuda.is_available()
+        strategy = DDPStrategy(find_unused_parameters=True, process_group_backend="gloo" if cpu else None)
+    return L.Trainer(
+        accelerator=options.accelerator,
+        devices=options.devices,
+        num_nodes=options.num_nodes,
+        strategy=strategy,
+        precision=cfg.precision,
+        max_steps=cfg.max_steps,
+        max_epochs=-1,
+        val_check_interval=cfg.logging.val_every_n_steps,
+        check_val_every_n_epoch=None,
+        num_sanity_val_steps=0,
+        log_every_n_steps=cfg.logging.every_n_steps,
+        logger=TensorBoardLogger(save_dir=str(options.run_dir), name="", version="tensorboard"),
+        callbacks=[ckpt],
+        use_distributed_sampler=False,
+        enable_progress_bar=options.progress_bar,
+        enable_model_summary=False,
+        default_root_dir=str(options.run_dir),
+    )
+
+
+def _count(devices: int | str) -> int:
+    return devices if isinstance(devices, int) else 1
+
+
+def _launched_distributed() -> bool:
+    """Started by torchrun/SLURM with more than one process in total."""
+    import os
+
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+# Lightning suggests saving pre-step weights with manual optimisation; the post-step state is
+# what a resumed run needs, so the hint is noise here.
+warnings.filterwarnings("ignore", message=".*no pre-optimization state was saved.*")
+
+
+def train(preset: Preset, options: RunOptions) -> CodecTrainingModule:
+    """Train (or resume) one run; returns the trained module.
+
+    Raises:
+        codec.train.data.DataError: no usable training or validation audio.
+    """
+    L.seed_everything(preset.train.seed, workers=True, verbose=False)
+    # Log-spectral losses send vanishing gradients through quiet regions; on x86 CPUs
+    # subnormal floats are 10-100x slower to compute with, and flushing them to zero changes
+    # nothing measurable (measured: 2x faster backward on CPU). A no-op on GPUs.
+    torch.set_flush_denormal(True)
+    data = AudioDataModule(
+        preset.train.data, preset.model.sample_rate, preset.model.hop_length, preset.train.seed
+    )
+    module = CodecTrainingModule(preset.model, preset.train)
+    trainer = build_trainer(preset, options)
+    trainer.fit(module, datamodule=data, ckpt_path=str(options.resume) if options.resume else None)
+    return module

@@ -1,0 +1,1 @@
+"""Tests of the training recipe (codec.train) and of codec.metrics."""
