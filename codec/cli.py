@@ -428,10 +428,17 @@ def _token_source(source: str) -> _TokenSource:
             "<stdin>", reader.header, reader.frames(), lambda: reader.end, None, sys.stdin.buffer
         )
     path = Path(source)
-    if path.is_file() and path.open("rb").read(len(STREAM_MAGIC)) == STREAM_MAGIC:
+    if path.is_file():
         handle = path.open("rb")
-        reader = TokenStreamReader(handle, source)
-        return _TokenSource(source, reader.header, reader.frames(), lambda: reader.end, None, handle)
+        if handle.read(len(STREAM_MAGIC)) == STREAM_MAGIC:  # a token stream saved to a file
+            handle.seek(0)
+            try:
+                reader = TokenStreamReader(handle, source)
+            except BaseException:
+                handle.close()
+                raise
+            return _TokenSource(source, reader.header, reader.frames(), lambda: reader.end, None, handle)
+        handle.close()
     codes = read_codes(path)
     end = StreamEnd(int(codes.lengths[0]), int(codes.original_lengths[0]))
     chunks = (codes.codes[..., i : i + 512] for i in range(0, codes.num_frames, 512))

@@ -24,6 +24,19 @@ Token stream (written and read frame by frame, e.g. through a pipe)::
     end:           'E' (1 byte), num_samples (u64, at the model rate), original_num_samples (u64),
                    CRC32 (u32) of the packet bytes before it
 
+Header of a token file (keys sorted, compact; a stream header lacks the three lengths)::
+
+    {"bits_per_code":6,"channels":1,"codebook_size":64,"config_hash":"3eec265aa41c1545",
+     "frame_rate":100.0,"hop_length":160,"model":"debug","num_codebooks":2,"num_frames":300,
+     "num_samples":48000,"original_num_samples":132300,"original_sample_rate":44100,
+     "sample_rate":16000}
+
+``num_samples`` is the valid length at the model's ``sample_rate``; decoding trims to it and,
+at ``original_sample_rate``, to ``original_num_samples``.  Readers check every field's type and
+range and their consistency (``num_frames = ceil(num_samples / hop_length)``, ``bits_per_code``
+matches ``codebook_size``, the two lengths agree); unknown keys are ignored, so version 1 can
+gain optional fields.  A change readers must understand bumps the version.
+
 The magic numbers follow PNG's trick: a non-ASCII first byte and CR LF / ^Z / LF bytes that
 text-mode transfers would mangle, so such damage is caught at once.
 """

@@ -394,62 +394,62 @@ def test_decode_pipe_plays_frames_as_they_arrive(model_dir, debug_codec) -> None
     codes = debug_codec.encode(speech_like(16000)[None], 16000)
     h = header_from_codes(codes)
     header = StreamHeader(**{f.name: getattr(h, f.name) for f in dataclasses.fields(StreamHeader)})
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         [*CLI, "decode", "-", "-o", "-", "--model", str(model_dir)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-    )
-    try:
-        writer = TokenStreamWriter(proc.stdin, header)
-        writer.write(codes.codes[..., :10])
-        # 10 frames decoded; the last lookahead samples wait for the next frame.
-        first = _read_exactly(proc, 2 * (10 * debug_codec.hop_length - debug_codec.lookahead))
-        assert len(first) == 2 * (10 * 160 - 160)
-        writer.write(codes.codes[..., 10:])
-        writer.close(16000, 16000)
-        proc.stdin.close()
-        rest = proc.stdout.read()
-        assert proc.wait(60) == 0 and len(first) + len(rest) == 2 * 16000
-    finally:
-        proc.kill()
+    ) as proc:
+        try:
+            writer = TokenStreamWriter(proc.stdin, header)
+            writer.write(codes.codes[..., :10])
+            # 10 frames decoded; the last lookahead samples wait for the next frame.
+            first = _read_exactly(proc, 2 * (10 * debug_codec.hop_length - debug_codec.lookahead))
+            assert len(first) == 2 * (10 * 160 - 160)
+            writer.write(codes.codes[..., 10:])
+            writer.close(16000, 16000)
+            proc.stdin.close()
+            rest = proc.stdout.read()
+            assert proc.wait(60) == 0 and len(first) + len(rest) == 2 * 16000
+        finally:
+            proc.kill()
 
 
 def test_encode_pipe_sends_packets_as_audio_arrives(model_dir, debug_codec) -> None:
     """Tokens for the first audio come out while stdin is still open."""
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         [*CLI, "encode", "-", "-o", "-", "--model", str(model_dir)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-    )
-    try:
-        pcm = (speech_like(8000).T.numpy() * 32767).round().astype("<i2").tobytes()
-        proc.stdin.write(pcm[:3200])  # 10 frames
-        proc.stdin.flush()
-        head = _read_exactly(proc, 14)
-        assert head[:8] == STREAM_MAGIC
-        header_len = int.from_bytes(head[10:14], "little")
-        first = _read_exactly(proc, header_len + 4 + 1 + 4)
-        assert first[header_len + 4 : header_len + 5] == b"F"  # a frame packet, stdin still open
-        proc.stdin.write(pcm[3200:])
-        proc.stdin.close()
-        assert proc.wait(60) == 0
-    finally:
-        proc.kill()
+    ) as proc:
+        try:
+            pcm = (speech_like(8000).T.numpy() * 32767).round().astype("<i2").tobytes()
+            proc.stdin.write(pcm[:3200])  # 10 frames
+            proc.stdin.flush()
+            head = _read_exactly(proc, 14)
+            assert head[:8] == STREAM_MAGIC
+            header_len = int.from_bytes(head[10:14], "little")
+            first = _read_exactly(proc, header_len + 4 + 1 + 4)
+            assert first[header_len + 4 : header_len + 5] == b"F"  # a frame packet, stdin still open
+            proc.stdin.write(pcm[3200:])
+            proc.stdin.close()
+            assert proc.wait(60) == 0
+        finally:
+            proc.kill()
 
 
 def test_closed_stdout_stops_quietly(tmp_path, model_dir, debug_codec) -> None:
     """`codec decode x.cdc -o - | head -c 10`: exit like SIGPIPE (141), no error message."""
     write_codes(tmp_path / "t.cdc", debug_codec.encode(speech_like(16000 * 10)[None], 16000))
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         [*CLI, "decode", tmp_path / "t.cdc", "-o", "-", "--model", model_dir],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-    )
-    assert len(_read_exactly(proc, 10)) == 10
-    proc.stdout.close()
-    assert proc.wait(60) == 141 and proc.stderr.read() == b""
+    ) as proc:
+        assert len(_read_exactly(proc, 10)) == 10
+        proc.stdout.close()
+        assert proc.wait(60) == 141 and proc.stderr.read() == b""
 
 
 def test_info(tmp_path, stereo, model_dir, token_file, capsys) -> None:
