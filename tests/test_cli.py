@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import os
 import select
 import subprocess
@@ -457,8 +458,6 @@ def test_info(tmp_path, stereo, model_dir, token_file, capsys) -> None:
     out = capsys.readouterr().out
     assert code == 0 and "codebook_size" in out and "64" in out and "bitrate_bps" in out
     code = main(["info", str(token_file), "--json"])
-    import json
-
     doc = json.loads(capsys.readouterr().out)
     assert code == 0 and doc["kind"] == "token file" and doc["duration_s"] == 0.5 and doc["model"] == "debug"
     assert doc["bitrate_bps"] == 100 * 4 * 6
@@ -469,7 +468,10 @@ def test_info(tmp_path, stereo, model_dir, token_file, capsys) -> None:
     _one_error_line(err, "junk.bin", "not a model directory, token file or audio file")
 
 
-@pytest.mark.parametrize("command", ["train", "export"])
-def test_training_commands_are_wired(command: str, capsys) -> None:
-    pytest.importorskip("codec.train.cli")
+@pytest.mark.parametrize(
+    ("command", "module"),
+    [("train", "codec.train.cli"), ("export", "codec.train.cli"), ("demo", "codec.demo")],
+)
+def test_other_commands_are_wired_when_present(command: str, module: str, capsys) -> None:
+    pytest.importorskip(module)
     assert main([command, "--help"]) == 0 and f"codec {command}" in capsys.readouterr().out
