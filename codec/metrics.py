@@ -136,4 +136,4 @@ def entropy_bits(counts: torch.Tensor) -> float:
     """Entropy in bits of the distribution given by non-negative ``counts [S]``."""
     p = counts.double() / counts.sum().clamp(min=1)
     p = p[p > 0]
-    return float(-(p * p.log2()).sum())
+    return abs(float((p * p.log2()).sum()))  # abs: no "-0.0" for a single used code
