@@ -24,7 +24,7 @@ from torch.nn import functional as F
 from codec.config import CodecConfig
 from codec.model import CodecModel, ModelOutput, build_model
 from codec.train.config import TrainConfig
-from codec.train.discriminators import DiscriminatorOutput, Discriminators
+from codec.train.discriminators import Discriminators
 from codec.train.losses import (
     MultiResolutionSTFTLoss,
     MultiScaleMelLoss,
@@ -112,17 +112,19 @@ class CodecTrainingModule(ValidationMixin, L.LightningModule):
         sch_g, sch_d = self.lr_schedulers()
         real = batch
         out: ModelOutput = self.generator(real)
-        fake = out.wav
         logs: dict[str, torch.Tensor] = {}
-        real_d: DiscriminatorOutput | None = None
-        if self.adversarial_active():
-            real_d = self._discriminator_step(opt_d, real, fake.detach(), logs)
+        adversarial = self.adversarial_active()
+        if adversarial:
+            self._discriminator_step(opt_d, real, out.wav.detach(), logs)
             sch_d.step()
-        total = self._generator_losses(out, real, real_d, logs)
+        # Only the generator's parameters get gradients in its step (not the discriminators').
+        self.toggle_optimizer(opt_g)
+        total = self._generator_losses(out, real, adversarial, logs)
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(total)
         self.clip_gradients(opt_g, self.cfg.optimizer.grad_clip, "norm")
         opt_g.step()
+        self.untoggle_optimizer(opt_g)
         sch_g.step()
         self._update_ema()
         self._count_codes(out)
@@ -130,12 +132,13 @@ class CodecTrainingModule(ValidationMixin, L.LightningModule):
         logs["lr"] = torch.tensor(sch_g.get_last_lr()[0])
         self.log_dict({f"train/{k}": v for k, v in logs.items()}, on_step=True, prog_bar=False)
         self.log("mel", logs["loss/mel"], prog_bar=True, logger=False)
-        if (self.global_step) % self.cfg.logging.every_n_steps == 0:
+        if self.global_step % self.cfg.logging.every_n_steps == 0:
             self._log_code_usage("train")
 
     def _discriminator_step(
         self, opt_d: Any, real: torch.Tensor, fake: torch.Tensor, logs: dict[str, torch.Tensor]
-    ) -> DiscriminatorOutput:
+    ) -> None:
+        """One update of the discriminators on real vs. (detached) generated audio ``[B, T]``."""
         real_d = self.discriminators(real)
         fake_d = self.discriminators(fake)
         loss = discriminator_loss(real_d.logits, fake_d.logits, self.cfg.discriminator.kind)
@@ -146,15 +149,12 @@ class CodecTrainingModule(ValidationMixin, L.LightningModule):
         # latter would count as a training step and halve the meaning of max_steps.
         self.trainer.strategy.optimizer_step(opt_d.optimizer, closure=lambda: None, model=self)
         logs["loss/discriminator"] = loss.detach()
-        return DiscriminatorOutput(
-            [t.detach() for t in real_d.logits], [[t.detach() for t in f] for f in real_d.features]
-        )
 
     def _generator_losses(
         self,
         out: ModelOutput,
         real: torch.Tensor,
-        real_d: DiscriminatorOutput | None,
+        adversarial: bool,
         logs: dict[str, torch.Tensor],
     ) -> torch.Tensor:
         """Weighted sum of the generator losses; every loss is logged, weight 0 ones only logged."""
@@ -167,7 +167,10 @@ class CodecTrainingModule(ValidationMixin, L.LightningModule):
             "commitment": (w.commitment, out.quantizer.commitment_loss.float()),
             "codebook": (w.codebook, out.quantizer.codebook_loss.float()),
         }
-        if real_d is not None:
+        if adversarial:
+            # Real activations from the just-updated discriminators, as targets (no gradient).
+            with torch.no_grad():
+                real_d = self.discriminators(real)
             fake_d = self.discriminators(fake)
             kind = self.cfg.discriminator.kind
             terms["adversarial"] = (w.adversarial, generator_adversarial_loss(fake_d.logits, kind))

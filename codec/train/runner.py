@@ -124,6 +124,9 @@ def _launched_distributed() -> bool:
 # Lightning suggests saving pre-step weights with manual optimisation; the post-step state is
 # what a resumed run needs, so the hint is noise here.
 warnings.filterwarnings("ignore", message=".*no pre-optimization state was saved.*")
+# The training items are a function of the step count (see codec.train.data), which the
+# checkpoint restores: the loader needs no state of its own to resume mid-"epoch".
+warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
 
 
 def train(preset: Preset, options: RunOptions) -> CodecTrainingModule:

@@ -97,7 +97,7 @@ def test_zero_weight_is_logged_but_not_trained_on():
     wav = torch.randn(2, 1600) * 0.1
     out = module.generator(wav)
     logs: dict = {}
-    total = module._generator_losses(out, wav, None, logs)
+    total = module._generator_losses(out, wav, False, logs)
     assert "loss/waveform" in logs and float(logs["loss/waveform"]) > 0
     w = module.cfg.loss
     expected = (
@@ -107,5 +107,5 @@ def test_zero_weight_is_logged_but_not_trained_on():
         + w.codebook * logs["loss/codebook"]
     )
     torch.testing.assert_close(total.detach(), expected)
-    with_l1 = _module(waveform=2.0)._generator_losses(out, wav, None, {})
+    with_l1 = _module(waveform=2.0)._generator_losses(out, wav, False, {})
     torch.testing.assert_close(with_l1.detach(), expected + 2.0 * logs["loss/waveform"])
