@@ -121,6 +121,11 @@ class ResidualVQ(nn.Module):
     def forward(self, latent: torch.Tensor, num_codebooks: int | None = None) -> QuantizerOutput:
         """Training forward. Args: latent ``[M, D]``; num_codebooks caps the levels (default: all,
         with quantizer dropout in training mode)."""
+        if torch.is_autocast_enabled(latent.device.type):
+            # Mixed-precision training: code choice and codebook statistics stay float32 (in
+            # bf16, near-equal scores tie and argmax favours low indices, skewing code usage).
+            with torch.autocast(latent.device.type, enabled=False):
+                return self.forward(latent.float(), num_codebooks)
         m = latent.shape[0]
         k_max = num_codebooks or self.total_codebooks
         if self.training and not all(bool(lvl.codebook.initialized) for lvl in self.levels):

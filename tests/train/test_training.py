@@ -15,6 +15,12 @@ from codec.train.runner import RunOptions, build_trainer, train
 
 from .conftest import debug_preset, scalars
 
+# Hints Lightning prints for every manual-optimisation run; the runner silences them outside pytest.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:.*no pre-optimization state was saved"),
+    pytest.mark.filterwarnings("ignore:.*your dataloader is not resumable"),
+]
+
 
 def test_debug_run_mel_loss_falls(debug_run):
     mel = [v for _, v in scalars(debug_run.run_dir, "train/loss/mel")]
