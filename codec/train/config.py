@@ -57,6 +57,9 @@ class LossConfig:
     mel: float = 15.0
     stft: float = 1.0
     waveform: float = 0.0
+    # Instantaneous-frequency + group-delay phase loss (see losses.PhaseDerivativeLoss).
+    phase: float = 0.0
+    phase_fft: int = 640
     adversarial: float = 1.0
     feature: float = 2.0
     commitment: float = 0.25
@@ -128,7 +131,7 @@ class TrainConfig:
         _check(
             len(loss.mel_windows) == len(loss.mel_bins), "loss.mel_windows and loss.mel_bins differ in length"
         )
-        weights = (loss.mel, loss.stft, loss.waveform, loss.adversarial, loss.feature)
+        weights = (loss.mel, loss.stft, loss.waveform, loss.phase, loss.adversarial, loss.feature)
         _check(min((*weights, loss.commitment, loss.codebook)) >= 0, "loss weights must be >= 0")
         bands = self.discriminator.bands
         _check(

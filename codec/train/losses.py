@@ -83,6 +83,48 @@ class MultiResolutionSTFTLoss(nn.Module):
         return self.loss(fake[:, None], real[:, None])
 
 
+class PhaseDerivativeLoss(nn.Module):
+    """Phase-coherence loss: mismatch of the STFT phase advance over time and over frequency.
+
+    Absolute phase is not predictable from codes, but its derivatives are: over time (the
+    instantaneous frequency) and over frequency (the group delay).  For each pair of adjacent
+    frames (or bins) the phase difference of the output is compared with the reference's by
+    ``1 - cos(delta)`` (no wrapping problem), weighted by the reference magnitude so that
+    silent bins, whose phase is noise, do not count.
+
+    Args:
+        n_fft: FFT size (hop ``n_fft / 4``, Hann window).
+    """
+
+    def __init__(self, n_fft: int) -> None:
+        super().__init__()
+        self.n_fft = n_fft
+        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+
+    def _spec(self, wav: torch.Tensor) -> torch.Tensor:
+        return torch.stft(wav, self.n_fft, self.n_fft // 4, window=self.window, return_complex=True)
+
+    @staticmethod
+    def _term(est: torch.Tensor, ref: torch.Tensor, dim: int) -> torch.Tensor:
+        n = est.shape[dim]
+        a, b = est.narrow(dim, 1, n - 1), est.narrow(dim, 0, n - 1)
+        c, d = ref.narrow(dim, 1, n - 1), ref.narrow(dim, 0, n - 1)
+        step_est, step_ref = a * b.conj(), c * d.conj()
+        weight = step_ref.abs()
+        weight = weight / weight.mean().clamp(min=1e-12)
+        # cos of the phase-step difference: scale-invariant in the output's magnitude, so this
+        # loss only turns phases and never pushes magnitudes.
+        z = step_est * step_ref.conj()
+        cos = z.real / (z.abs() + 1e-9 * z.abs().mean().detach() + 1e-20)
+        return (weight * (1 - cos)).mean()
+
+    @_fp32
+    def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        """Args: fake, real ``[B, T]``. Returns a scalar in [0, 4]."""
+        est, ref = self._spec(fake), self._spec(real)
+        return self._term(est, ref, -1) + self._term(est, ref, -2)
+
+
 def discriminator_loss(real: list[torch.Tensor], fake: list[torch.Tensor], kind: str) -> torch.Tensor:
     """Discriminator objective, averaged over sub-discriminators.
 

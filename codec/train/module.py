@@ -28,6 +28,7 @@ from codec.train.discriminators import Discriminators
 from codec.train.losses import (
     MultiResolutionSTFTLoss,
     MultiScaleMelLoss,
+    PhaseDerivativeLoss,
     discriminator_loss,
     feature_matching_loss,
     generator_adversarial_loss,
@@ -70,6 +71,7 @@ class CodecTrainingModule(ValidationMixin, L.LightningModule):
         loss = train_cfg.loss
         self.mel_loss = MultiScaleMelLoss(model_cfg.sample_rate, loss.mel_windows, loss.mel_bins)
         self.stft_loss = MultiResolutionSTFTLoss(loss.stft_sizes)
+        self.phase_loss = PhaseDerivativeLoss(loss.phase_fft)
         self.ema: CodecModel | None = None
         if train_cfg.ema_decay > 0:
             self.ema = copy.deepcopy(self.generator).requires_grad_(False)
@@ -164,6 +166,7 @@ class CodecTrainingModule(ValidationMixin, L.LightningModule):
             "mel": (w.mel, self.mel_loss(fake, real)),
             "stft": (w.stft, self.stft_loss(fake, real)),
             "waveform": (w.waveform, F.l1_loss(fake.float(), real.float())),
+            "phase": (w.phase, self.phase_loss(fake, real)),
             "commitment": (w.commitment, out.quantizer.commitment_loss.float()),
             "codebook": (w.codebook, out.quantizer.codebook_loss.float()),
         }

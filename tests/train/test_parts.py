@@ -13,6 +13,7 @@ from codec.train.discriminators import Discriminators, PeriodDiscriminator, STFT
 from codec.train.losses import (
     MultiResolutionSTFTLoss,
     MultiScaleMelLoss,
+    PhaseDerivativeLoss,
     discriminator_loss,
     feature_matching_loss,
     generator_adversarial_loss,
@@ -52,6 +53,19 @@ def test_spectral_losses_are_zero_on_identical_and_grow_with_noise():
     small, big = x + 0.01 * torch.randn_like(x), x + 0.1 * torch.randn_like(x)
     assert 0 < float(mel(small, x)) < float(mel(big, x))
     assert 0 < float(stft(small, x)) < float(stft(big, x))
+
+
+def test_phase_derivative_loss_sees_phase_not_level():
+    loss = PhaseDerivativeLoss(320)
+    t = torch.arange(8000) / 16000
+    x = (0.1 * torch.sin(2 * torch.pi * 300 * t) + 0.05 * torch.sin(2 * torch.pi * 1250 * t))[None]
+    x = x + 1e-3 * torch.randn_like(x)
+    assert float(loss(x, x)) < 1e-3
+    assert float(loss(0.3 * x, x)) < 1e-3  # level changes are the spectral losses' business
+    assert float(loss(torch.randn_like(x) * 0.1, x)) > 0.5
+    y = x.clone().requires_grad_(True)
+    loss(y, x + 0.01 * torch.randn_like(x)).backward()
+    assert torch.isfinite(y.grad).all()
 
 
 @pytest.mark.parametrize("kind", ["lsgan", "hinge"])
