@@ -121,9 +121,9 @@ def codebook_entropy(codes: ArrayLike, codebook_size: int) -> list[float]:
     """Usage entropy in bits of each codebook level (maximum ``log2(codebook_size)``).
 
     Args:
-        codes: integer codes ``[..., K, F]`` or ``[M, K]`` flattened to rows by the caller: the
-            last-but-one axis must be ``K`` for ``[..., K, F]``; pass ``[K, N]`` for pooled codes.
-    Returns: one entropy per level.
+        codes: integer codes ``[B, K, F]`` (or ``[K, F]``); all items and frames are pooled.
+        codebook_size: entries per codebook.
+    Returns: one entropy per level (``K`` values).
     """
     c = torch.as_tensor(np.asarray(codes.cpu() if isinstance(codes, torch.Tensor) else codes)).long()
     if c.dim() < 2:
