@@ -21,7 +21,7 @@ import lightning as L
 import torch
 from torch.nn import functional as F
 
-from codec.config import CodecConfig
+from codec.config import CodecConfig, from_dict
 from codec.model import CodecModel, ModelOutput, build_model
 from codec.train.config import TrainConfig
 from codec.train.discriminators import Discriminators
@@ -56,8 +56,6 @@ class CodecTrainingModule(ValidationMixin, L.LightningModule):
 
     def __init__(self, model: dict[str, Any] | CodecConfig, train: dict[str, Any] | TrainConfig) -> None:
         super().__init__()
-        from codec.config import from_dict
-
         model_cfg = model if isinstance(model, CodecConfig) else from_dict(CodecConfig, model, "model")
         train_cfg = train if isinstance(train, TrainConfig) else from_dict(TrainConfig, train, "train")
         self.save_hyperparameters({"model": model_cfg.to_dict(), "train": train_cfg.to_dict()})
