@@ -133,8 +133,7 @@ class CodecModel(nn.Module):
         """Args: codes ``[N, K, F]``; state updated in place. Returns ``[N, F * hop]`` delayed by ``hop``."""
         n, k, f = codes.shape
         latent = self.quantizer.decode(codes.transpose(1, 2).reshape(n * f, k)).reshape(n, f, -1)
-        dtype = next(self.decoder.parameters()).dtype
-        return self.decoder(latent.to(dtype), state, frame_mask)
+        return self.decoder(latent.to(self.decoder.proj.weight.dtype), state, frame_mask)
 
     def decode_offline(self, codes: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Codes ``[N, K, F]`` -> aligned waveform ``[N, F * hop]`` (a fresh stream, flushed)."""

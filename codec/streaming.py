@@ -101,7 +101,9 @@ class Stream:
             )
         if not torch.isfinite(wav).all():
             raise StreamingError("stream.encode: chunk contains NaN or Inf samples")
-        x = torch.cat([self._pending, wav.reshape(self._rows, -1).to(self._device, self._dtype)], dim=1)
+        x = wav.reshape(self._rows, -1).to(self._device, self._dtype)
+        if self._pending.shape[1]:
+            x = torch.cat([self._pending, x], dim=1)
         hop = self.hop_length
         usable = (x.shape[1] // hop) * hop
         self._pending = x[:, usable:]
@@ -170,5 +172,7 @@ def check_codes(codes: torch.Tensor, rows: int | None, total_codebooks: int, cod
         raise ValueError(f"codes have {codes.shape[0]} rows, expected {rows}")
     if not 1 <= codes.shape[1] <= total_codebooks:
         raise ValueError(f"codes have {codes.shape[1]} codebooks; this model has 1..{total_codebooks}")
-    if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= codebook_size):
-        raise ValueError(f"codes out of range: values must be in 0..{codebook_size - 1}")
+    if codes.numel():
+        low, high = torch.aminmax(codes)
+        if int(low) < 0 or int(high) >= codebook_size:
+            raise ValueError(f"codes out of range: values must be in 0..{codebook_size - 1}")

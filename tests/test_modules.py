@@ -43,6 +43,19 @@ def test_depthwise_conv_matches_library_conv(causal: bool) -> None:
 
 
 @torch.no_grad()
+def test_depthwise_conv_sees_weight_updates() -> None:
+    # The inference taps are cached; an optimiser step or a loaded checkpoint must reach them.
+    conv = FrameConv1d(4, 3, causal=True).eval()
+    x = torch.randn(1, 5, 4)
+    before = conv(x)
+    conv.weight.mul_(2.0)
+    torch.testing.assert_close(conv(x) - conv.bias, 2 * (before - conv.bias))
+    other = FrameConv1d(4, 3, causal=True).eval()
+    conv.load_state_dict(other.state_dict())
+    assert torch.equal(conv(x), other(x))
+
+
+@torch.no_grad()
 def test_causal_conv_never_reads_the_future() -> None:
     conv = FrameConv1d(4, 3, causal=True).eval()
     x = torch.randn(1, 10, 4)

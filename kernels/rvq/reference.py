@@ -40,16 +40,23 @@ def rvq_encode(
         codes ``[N, K]`` int64 and the quantized latent ``[N, D]`` float32 (or None).
     """
     r = x.float()
-    neg_bias = search_bias.float().neg()
-    search, out_codebooks = search.float(), out_codebooks.float()
-    if in_weight is not None:
-        in_weight, in_bias = in_weight.float(), in_bias.float()
+    # Per-stage views taken once (unbind), not indexed per stage: at one frame per call the
+    # per-op overhead is most of the cost.
+    stages = search.shape[0]
+    neg_bias = search_bias.float().neg().unbind(0)
+    search_t = search.float().transpose(1, 2).unbind(0)
+    out_cb = out_codebooks.float().unbind(0)
+    if in_weight is None:
+        proj: tuple[torch.Tensor | None, ...] = (None,) * stages
+        proj_bias: tuple[torch.Tensor | None, ...] = (None,) * stages
+    else:
+        proj, proj_bias = in_weight.float().unbind(0), in_bias.float().unbind(0)
     codes = []
-    for k in range(search.shape[0]):
-        z = r if in_weight is None else torch.addmm(in_bias[k], r, in_weight[k])
-        idx = torch.addmm(neg_bias[k], z, search[k].T).argmax(dim=-1)
+    for k in range(stages):
+        z = r if proj[k] is None else torch.addmm(proj_bias[k], r, proj[k])
+        idx = torch.addmm(neg_bias[k], z, search_t[k]).argmax(dim=-1)
         codes.append(idx)
-        r = r - out_codebooks[k][idx]
+        r = r - out_cb[k][idx]
     quantized = x.float() - r if return_quantized else None
     return torch.stack(codes, dim=1), quantized
 
