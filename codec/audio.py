@@ -6,8 +6,7 @@ argument and the problem, so the CLI can print it as one line.
 
 from __future__ import annotations
 
-import os
-import tempfile
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,8 @@ import numpy as np
 import soundfile as sf
 import torch
 import torchaudio.functional as AF
+
+from codec.atomic import atomic_write
 
 # Extensions soundfile can write; reading accepts anything libsndfile recognises.
 WRITE_FORMATS = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}
@@ -53,6 +54,7 @@ def audio_info(path: str | Path) -> AudioInfo:
 def load_audio(path: str | Path) -> tuple[torch.Tensor, int]:
     """Read a whole audio file. Returns ``(wav [C, T] float32 in [-1, 1], sample_rate)``."""
     path = _existing_file(path)
+    check_wav_complete(path)
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError) as err:
@@ -64,9 +66,37 @@ def load_audio(path: str | Path) -> tuple[torch.Tensor, int]:
     return torch.from_numpy(np.ascontiguousarray(data.T)), int(sr)
 
 
+def check_wav_complete(path: Path) -> None:
+    """Raise :class:`AudioError` if a WAV file holds less audio than its header promises.
+
+    libsndfile silently shortens such files to the bytes present, so a cut-off recording
+    would be coded without a word; this walks the RIFF chunks to compare (about 20 lines,
+    no library exposes the declared size).
+    """
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return
+        pos = 12
+        while pos + 8 <= size:
+            f.seek(pos)
+            chunk, length = struct.unpack("<4sI", f.read(8))
+            if chunk == b"data":
+                # 0 and 0xFFFFFFFF are placeholders written by streaming writers (ffmpeg, sox).
+                if length not in (0, 0xFFFFFFFF) and pos + 8 + length > size:
+                    raise AudioError(
+                        f"{path}: truncated WAV file (header promises {length} bytes of audio, "
+                        f"the file holds {size - pos - 8})"
+                    )
+                return
+            pos += 8 + length + (length & 1)
+
+
 def iter_audio_blocks(path: str | Path, block_frames: int) -> Iterator[torch.Tensor]:
     """Read an audio file in blocks of ``block_frames`` samples: yields ``[C, n]`` float32."""
     path = _existing_file(path)
+    check_wav_complete(path)
     try:
         with sf.SoundFile(str(path)) as f:
             while True:
@@ -95,14 +125,7 @@ def save_audio(path: str | Path, wav: torch.Tensor, sample_rate: int, subtype: s
     if subtype is None and fmt in ("WAV", "FLAC"):
         subtype = "PCM_16"
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        sf.write(tmp, data, sample_rate, format=fmt, subtype=subtype)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda tmp: sf.write(tmp, data, sample_rate, format=fmt, subtype=subtype), path.suffix)
 
 
 def resample(wav: torch.Tensor, orig_sr: int, new_sr: int) -> torch.Tensor:

@@ -8,8 +8,6 @@ versions live in :data:`_MIGRATIONS`, in one place.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from codec.atomic import atomic_write
 from codec.config import CodecConfig, ConfigError
 from codec.model import CodecModel, build_model
 
@@ -34,18 +33,6 @@ class CheckpointError(ValueError):
 _MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write via a temporary file in the same folder, then rename: never a half-written file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_model(model: CodecModel, directory: str | Path, metadata: dict[str, Any] | None = None) -> Path:
     """Write ``model`` as an inference model directory.
 
@@ -58,10 +45,10 @@ def save_model(model: CodecModel, directory: str | Path, metadata: dict[str, Any
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    _atomic_write(directory / WEIGHTS_NAME, lambda p: save_file(state, str(p), metadata={"format": "pt"}))
+    atomic_write(directory / WEIGHTS_NAME, lambda p: save_file(state, str(p), metadata={"format": "pt"}))
     doc = {"format_version": FORMAT_VERSION, "config": model.cfg.to_dict(), "metadata": metadata or {}}
     text = json.dumps(doc, indent=2, sort_keys=True) + "\n"
-    _atomic_write(directory / CONFIG_NAME, lambda p: p.write_text(text))
+    atomic_write(directory / CONFIG_NAME, lambda p: p.write_text(text))
     return directory
 
 

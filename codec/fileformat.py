@@ -45,9 +45,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import struct
-import tempfile
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
@@ -57,6 +55,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import torch
 
+from codec.atomic import atomic_write
 from codec.tokens import Codes
 
 EXTENSION = ".cdc"
@@ -243,23 +242,7 @@ def write_codes(path: str | Path, codes: Codes) -> Path:
         raise ValueError(f"codes out of range 0..{header.codebook_size - 1}")
     blob = _prefix(MAGIC, header) + encode_frames(frames, header.bits_per_code)
     blob += _U32.pack(zlib.crc32(blob))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-        os.chmod(tmp, default_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def default_mode() -> int:
-    """Permissions of a newly created file under the current umask (temp files start at 0600)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
+    return atomic_write(path, lambda tmp: tmp.write_bytes(blob))
 
 
 def read_header(path: str | Path) -> FileHeader:

@@ -17,9 +17,6 @@ channels interleaved, no header; the rate and channel count are given on the com
 from __future__ import annotations
 
 import math
-import os
-import struct
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,10 +28,12 @@ import torch
 import torchaudio.functional as AF
 
 from codec.api import Codec
+from codec.atomic import commit, temp_path
 from codec.audio import (
     WRITE_FORMATS,
     AudioError,
     audio_info,
+    check_wav_complete,
     iter_audio_blocks,
     resample,
     resampled_length,
@@ -43,7 +42,6 @@ from codec.fileformat import (
     StreamEnd,
     StreamHeader,
     TokenFileError,
-    default_mode,
     header_from_codes,
     read_codes,
 )
@@ -499,33 +497,6 @@ def check_end(header: StreamHeader, end: StreamEnd | None) -> StreamEnd:
     return end
 
 
-def check_wav_complete(path: Path) -> None:
-    """Raise :class:`AudioError` if a WAV file holds less audio than its header promises.
-
-    libsndfile silently shortens such files to the bytes present, so a cut-off recording
-    would be coded without a word; this walks the RIFF chunks to compare (about 20 lines,
-    no library exposes the declared size).
-    """
-    size = path.stat().st_size
-    with path.open("rb") as f:
-        head = f.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            return
-        pos = 12
-        while pos + 8 <= size:
-            f.seek(pos)
-            chunk, length = struct.unpack("<4sI", f.read(8))
-            if chunk == b"data":
-                # 0 and 0xFFFFFFFF are placeholders written by streaming writers (ffmpeg, sox).
-                if length not in (0, 0xFFFFFFFF) and pos + 8 + length > size:
-                    raise AudioError(
-                        f"{path}: truncated WAV file (header promises {length} bytes of audio, "
-                        f"the file holds {size - pos - 8})"
-                    )
-                return
-            pos += 8 + length + (length & 1)
-
-
 class AudioFileWriter:
     """Writes audio progressively to a temporary file beside ``path``; renamed on :meth:`commit`.
 
@@ -542,13 +513,10 @@ class AudioFileWriter:
             )
         self.sample_rate = sample_rate
         self._file: sf.SoundFile | None = None
-        self._tmp: str | None = None
+        self._tmp: Path | None = None
 
     def open(self, sample_rate: int, channels: int) -> None:
-        fd, self._tmp = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=self.path.suffix, dir=self.path.parent
-        )
-        os.close(fd)
+        self._tmp = temp_path(self.path, self.path.suffix)
         subtype = "PCM_16" if self.format in ("WAV", "FLAC") else None
         self._file = sf.SoundFile(self._tmp, "w", sample_rate, channels, subtype, format=self.format)
 
@@ -564,8 +532,7 @@ class AudioFileWriter:
         if self._file is None:
             raise AudioError(f"{self.path}: no audio to write")
         self._file.close()
-        os.chmod(self._tmp, default_mode())
-        os.replace(self._tmp, self.path)
+        commit(self._tmp, self.path)
         self._file = None
 
     def abort(self) -> None:
@@ -574,7 +541,7 @@ class AudioFileWriter:
             self._file.close()
             self._file = None
         if self._tmp:
-            Path(self._tmp).unlink(missing_ok=True)
+            self._tmp.unlink(missing_ok=True)
 
 
 def _tee(parts: list[torch.Tensor], writer: AudioFileWriter | None) -> Callable[[torch.Tensor], None]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import stat
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -47,6 +50,27 @@ def test_truncated_file_is_refused_or_read_consistently(tmp_path) -> None:
     path.write_bytes(path.read_bytes()[:200])
     with pytest.raises(AudioError):
         load_audio(path)
+
+
+def test_truncated_wav_is_refused_by_every_reader(tmp_path) -> None:
+    # libsndfile reads a cut-off WAV without complaint; the readers compare with its header.
+    path = tmp_path / "t.wav"
+    save_audio(path, torch.rand(1, 16000) - 0.5, 16000)
+    path.write_bytes(path.read_bytes()[:9000])
+    with pytest.raises(AudioError, match="truncated WAV"):
+        load_audio(path)
+    with pytest.raises(AudioError, match="truncated WAV"):
+        next(iter_audio_blocks(path, 1000))
+
+
+def test_outputs_get_the_umask_permissions(tmp_path) -> None:
+    # Temporary files start owner-only (0600); the renamed output must not stay that way.
+    old = os.umask(0o022)
+    try:
+        save_audio(tmp_path / "x.wav", torch.zeros(1, 100), 16000)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "x.wav").stat().st_mode) == 0o644
 
 
 def test_unsupported_output_format(tmp_path) -> None:

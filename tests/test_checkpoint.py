@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import pytest
 import torch
@@ -21,7 +23,12 @@ def test_round_trip(model_dir, debug_codec) -> None:
     for (name, a), b in zip(debug_codec.model.state_dict().items(), model.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
     assert read_config(model_dir)[1] == {"note": "test"}
-    assert not list(model_dir.glob("*.tmp"))
+    assert not list(model_dir.glob(".*"))
+    # Files are as readable as any other new file (not left at the temp files' 0600).
+    mask = os.umask(0)
+    os.umask(mask)
+    for name in ("config.json", "model.safetensors"):
+        assert stat.S_IMODE((model_dir / name).stat().st_mode) == 0o666 & ~mask
 
 
 def _edit_config(model_dir, fn) -> None:
