@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from codec import pretrained
-from codec.audio import AudioError, as_batch, resample, resampled_length
+from codec.audio import Audio, AudioError, as_batch, resample, resampled_length
 from codec.checkpoint import load_model
 from codec.config import CodecConfig
 from codec.model import CodecModel, build_model
@@ -200,9 +200,9 @@ class Codec:
 
         return encode_file(self, path, num_codebooks=num_codebooks)
 
-    def decode_file(self, path: str | Path, output: str | Path | None = None) -> tuple[torch.Tensor, int]:
-        """Decode a token file to ``([C, T], sample_rate)`` at its original rate and channels;
-        also writes ``output`` (WAV/FLAC/OGG by extension) when given."""
+    def decode_file(self, path: str | Path, output: str | Path | None = None) -> Audio:
+        """Decode a token file to :class:`codec.audio.Audio` (``wav [C, T]``, ``sample_rate``) at
+        its original rate and channels; also writes ``output`` (WAV/FLAC/OGG by extension)."""
         from codec.files import decode_file
 
         return decode_file(self, path, output)

@@ -27,6 +27,25 @@ class AudioError(ValueError):
 
 
 @dataclass(frozen=True)
+class Audio:
+    """A waveform and its rate: ``wav [C, T]`` float32 and ``sample_rate`` in Hz.
+
+    Unpacks like a pair (``wav, sr = load_audio(path)``) for the soundfile habit.
+    """
+
+    wav: torch.Tensor
+    sample_rate: int
+
+    def __iter__(self) -> Iterator[torch.Tensor | int]:
+        yield self.wav
+        yield self.sample_rate
+
+    @property
+    def duration(self) -> float:
+        return self.wav.shape[-1] / self.sample_rate
+
+
+@dataclass(frozen=True)
 class AudioInfo:
     """Header of an audio file: ``frames`` samples per channel at ``sample_rate``."""
 
@@ -51,8 +70,8 @@ def audio_info(path: str | Path) -> AudioInfo:
     return AudioInfo(int(info.samplerate), int(info.channels), int(info.frames))
 
 
-def load_audio(path: str | Path) -> tuple[torch.Tensor, int]:
-    """Read a whole audio file. Returns ``(wav [C, T] float32 in [-1, 1], sample_rate)``."""
+def load_audio(path: str | Path) -> Audio:
+    """Read a whole audio file: :class:`Audio` with ``wav [C, T]`` float32 in [-1, 1]."""
     path = _existing_file(path)
     check_wav_complete(path)
     try:
@@ -63,7 +82,7 @@ def load_audio(path: str | Path) -> tuple[torch.Tensor, int]:
         raise AudioError(f"{path}: empty audio (zero samples)")
     if not np.isfinite(data).all():
         raise AudioError(f"{path}: audio contains NaN or Inf samples")
-    return torch.from_numpy(np.ascontiguousarray(data.T)), int(sr)
+    return Audio(torch.from_numpy(np.ascontiguousarray(data.T)), int(sr))
 
 
 def check_wav_complete(path: Path) -> None:

@@ -31,6 +31,7 @@ from codec.api import Codec
 from codec.atomic import commit, temp_path
 from codec.audio import (
     WRITE_FORMATS,
+    Audio,
     AudioError,
     audio_info,
     check_wav_complete,
@@ -368,7 +369,7 @@ def decode_file(
     token_path: str | Path,
     output: str | Path | None = None,
     sample_rate: int | None = None,
-) -> tuple[torch.Tensor, int]:
+) -> Audio:
     """Decode a token file at its original rate and channel count (or at ``sample_rate``).
 
     Args:
@@ -376,7 +377,8 @@ def decode_file(
         token_path: a ``.cdc`` file.
         output: also write the audio here (WAV/FLAC/OGG by extension), atomically.
         sample_rate: output rate (default: the original rate recorded in the file).
-    Returns: ``(wav [C, T], sample_rate)``, T the original length when at the original rate.
+    Returns: :class:`Audio` (``wav [C, T]``, ``sample_rate``), T the original length when at the
+    original rate; it unpacks as ``wav, sr``.
     For long files prefer :func:`decode_to_file`, which does not keep the audio in memory.
     """
     codes = read_codes(token_path)
@@ -391,7 +393,7 @@ def decode_file(
         if writer is not None:
             writer.abort()
         raise
-    return torch.cat(parts, dim=-1), out_sr
+    return Audio(torch.cat(parts, dim=-1), out_sr)
 
 
 def decode_to_file(

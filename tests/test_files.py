@@ -88,7 +88,9 @@ def test_decode_file_equals_offline_and_writes_progressively(tmp_path: Path, lon
     _, wav = long_file
     offline = debug_codec.encode(wav[None], 16000)
     write_codes(tmp_path / "t.cdc", offline)
-    out, sr = decode_file(debug_codec, tmp_path / "t.cdc", tmp_path / "out.wav")
+    decoded = decode_file(debug_codec, tmp_path / "t.cdc", tmp_path / "out.wav")
+    out, sr = decoded  # an Audio result unpacks like a pair
+    assert decoded.wav is out and decoded.sample_rate == sr and decoded.duration == wav.shape[-1] / 16000
     want = debug_codec.decode(offline)[0]
     assert sr == 16000 and out.shape == want.shape == (1, wav.shape[-1])
     torch.testing.assert_close(out, want, rtol=0, atol=1e-5)
