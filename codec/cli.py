@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -31,11 +30,11 @@ from tqdm import tqdm
 from codec import pretrained
 from codec.api import Codec
 from codec.audio import AudioError, audio_info
-from codec.checkpoint import WEIGHTS_NAME, CheckpointError, read_config
+from codec.blockio import AudioFileWriter, read_pcm, to_pcm
+from codec.checkpoint import CheckpointError
 from codec.config import ConfigError
 from codec.fileformat import (
     EXTENSION,
-    MAGIC,
     STREAM_EXTENSION,
     STREAM_MAGIC,
     StreamEnd,
@@ -45,12 +44,10 @@ from codec.fileformat import (
     TokenStreamWriter,
     header_from_codes,
     read_codes,
-    read_header,
     write_codes,
 )
 from codec.files import (
     AudioEncoder,
-    AudioFileWriter,
     check_header,
     check_wav_complete,
     chunk_frames,
@@ -58,10 +55,8 @@ from codec.files import (
     encode_file,
     make_codes,
     read_blocks,
-    read_pcm,
-    to_pcm,
 )
-from codec.model import build_model, count_parameters
+from codec.info import DescribeError, describe
 from codec.pretrained import NoBundledModelError
 from codec.streaming import StreamingError
 
@@ -73,6 +68,7 @@ class CliError(Exception):
 # Errors that mean "the user's input is wrong" (exit 2), never "the library is broken" (exit 1).
 BAD_INPUT: tuple[type[BaseException], ...] = (
     CliError,
+    DescribeError,
     AudioError,
     TokenFileError,
     CheckpointError,
@@ -508,18 +504,7 @@ def _check_folder_outputs(args: argparse.Namespace, jobs: list[tuple[Path, Path]
 
 
 def run_info(args: argparse.Namespace) -> int:
-    path = Path(args.path)
-    if path.is_dir():
-        fields = _model_info(path)
-    elif path.is_file():
-        fields = _file_info(path)
-    elif not path.exists() and "/" not in args.path and not path.suffix:
-        try:
-            fields = _model_info(pretrained.model_dir(args.path))
-        except NoBundledModelError as err:
-            raise CliError(f"{args.path}: {err}") from None
-    else:
-        raise CliError(f"{path}: no such file or directory")
+    fields = describe(args.path)
     if args.json:
         print(json.dumps(fields, indent=2))
     else:
@@ -527,56 +512,6 @@ def run_info(args: argparse.Namespace) -> int:
         for key, value in fields.items():
             print(f"{key:<{width}}  {value}")
     return 0
-
-
-def _model_info(folder: Path) -> dict[str, Any]:
-    cfg, metadata = read_config(folder)
-    model = build_model(cfg)
-    q = cfg.quantizer
-    weights = folder / WEIGHTS_NAME
-    return {
-        "kind": "model", "path": str(folder), "name": cfg.name, "config_hash": cfg.hash(),
-        "weights": f"{weights.stat().st_size} bytes" if weights.is_file() else "missing",
-        "parameters": count_parameters(model), "sample_rate": cfg.sample_rate, "hop_length": cfg.hop_length,
-        "frame_rate": cfg.frame_rate, "causal": cfg.causal, "lookahead_samples": model.decoder_delay,
-        "codebooks": q.total_codebooks, "codebook_size": q.codebook_size,
-        "bitrate_bps": cfg.frame_rate * q.total_codebooks * math.log2(q.codebook_size),
-        "bitrate_per_codebook_bps": cfg.frame_rate * math.log2(q.codebook_size),
-        **({"metadata": metadata} if metadata else {}),
-    }  # fmt: skip
-
-
-def _file_info(path: Path) -> dict[str, Any]:
-    with path.open("rb") as f:
-        head = f.read(len(MAGIC))
-    if head == MAGIC:
-        h = read_header(path)
-        extra = {"kind": "token file", "num_frames": h.num_frames, "duration_s": round(h.duration, 3)}
-    elif head == STREAM_MAGIC:
-        with path.open("rb") as f:
-            reader = TokenStreamReader(f, str(path))
-            frames = sum(c.shape[-1] for c in reader.frames())
-        h, extra = reader.header, {"kind": "token stream", "num_frames": frames}
-        if reader.end is not None:
-            extra["duration_s"] = round(reader.end.original_num_samples / h.original_sample_rate, 3)
-    else:
-        try:
-            info = audio_info(path)
-        except AudioError:
-            raise CliError(f"{path}: not a model directory, token file or audio file") from None
-        return {
-            "kind": "audio", "path": str(path), "sample_rate": info.sample_rate, "channels": info.channels,
-            "frames": info.frames, "duration_s": round(info.duration, 3),
-        }  # fmt: skip
-    bitrate = h.frame_rate * h.num_codebooks * math.log2(h.codebook_size)
-    return {
-        "path": str(path),
-        **extra,
-        "model": h.model,
-        **h.to_json(),
-        "file_bytes": path.stat().st_size,
-        "bitrate_bps": round(bitrate * h.channels, 3),
-    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,17 +13,15 @@ import torchaudio.functional as AF
 
 from codec import Codec
 from codec.audio import AudioError
+from codec.blockio import BlockResampler, read_pcm, to_pcm
 from codec.fileformat import TokenFileError, write_codes
 from codec.files import (
     AudioEncoder,
-    BlockResampler,
     CodesDecoder,
     chunk_frames,
     decode_file,
     decode_to_file,
     encode_file,
-    read_pcm,
-    to_pcm,
 )
 from codec.streaming import Stream
 from tests.conftest import speech_like
