@@ -7,10 +7,10 @@
 """
 
 from codec.api import Codec
-from codec.audio import Audio, load_audio, save_audio
+from codec.audio import load_audio, save_audio
 from codec.config import CodecConfig
 from codec.tokens import Codes
 
 __version__ = "0.1.0"
 
-__all__ = ["Audio", "Codec", "CodecConfig", "Codes", "__version__", "load_audio", "save_audio"]
+__all__ = ["Codec", "CodecConfig", "Codes", "__version__", "load_audio", "save_audio"]
