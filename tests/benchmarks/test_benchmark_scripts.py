@@ -129,3 +129,14 @@ def test_graph_step_eager_matches_stream(debug_codec: Codec) -> None:
         for c, k in state_slots(step.enc) + state_slots(step.dec)
     ]
     assert all(a is b for a, b in zip(now, step.buffers, strict=True))
+
+
+def test_parity_script_counts_streamed_codes(debug_codec: Codec) -> None:
+    from benchmarks.streaming.parity import count_differences
+    from tests.conftest import speech_like
+
+    wav = speech_like(16000 + 123)
+    differ, total = count_differences(debug_codec, wav, 16000, chunk_frames=3)
+    frames = -(-wav.shape[-1] // debug_codec.hop_length)
+    assert total == frames * debug_codec.total_codebooks
+    assert differ == 0
