@@ -62,12 +62,20 @@ class QuantizerConfig:
 
 @dataclass(frozen=True)
 class DecoderConfig:
-    """Latent -> waveform: ConvNeXt blocks at the frame rate and an iSTFT head."""
+    """Latent -> waveform: ConvNeXt blocks at the frame rate and a synthesis head.
+
+    ``head``: ``"polar"`` (log-magnitude and phase per bin, inverse FFT) or ``"waveform"``
+    (window samples from one linear layer).  ``head_upsample``: synthesis windows per frame;
+    above 1 the head overlap-adds on a grid that many times finer than the frame rate (see
+    :class:`codec.modules.spectral.ISTFTHead`).  The lookahead is one frame either way.
+    """
 
     dim: int = 256
     intermediate_dim: int = 768
     num_layers: int = 8
     kernel_size: int = 7
+    head: Literal["polar", "waveform"] = "polar"
+    head_upsample: int = 1
 
 
 @dataclass(frozen=True)
@@ -86,7 +94,12 @@ class CodecConfig:
     def __post_init__(self) -> None:
         _check_positive(self, ("sample_rate", "hop_length", "latent_dim"))
         _check_positive(self.encoder, ("dim", "intermediate_dim", "num_layers", "kernel_size"))
-        _check_positive(self.decoder, ("dim", "intermediate_dim", "num_layers", "kernel_size"))
+        d = self.decoder
+        _check_positive(d, ("dim", "intermediate_dim", "num_layers", "kernel_size", "head_upsample"))
+        if self.hop_length % d.head_upsample:
+            raise ConfigError(
+                f"decoder.head_upsample ({d.head_upsample}) must divide hop_length ({self.hop_length})"
+            )
         q = self.quantizer
         _check_positive(q, ("total_codebooks", "codebook_size", "codebook_dim"))
         if q.kind not in ("factorized", "euclidean"):

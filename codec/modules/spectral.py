@@ -82,28 +82,67 @@ class STFTFrontend(nn.Module):
 class ISTFTHead(nn.Module):
     """Features ``[B, F, dim]`` -> waveform blocks ``[B, F * hop]`` (delayed by ``hop``).
 
-    Predicts a log-magnitude and a phase per bin (Vocos-style), inverts each frame with an
-    inverse real FFT, windows it and overlap-adds it with the carried tail.
+    Each frame's feature vector is turned into ``upsample`` short synthesis windows on a grid
+    ``upsample`` times finer than the frame rate (sub-hop ``s = hop / upsample``, window
+    ``n = (upsample + 1) * s``), which overlap-add into one ``2 * hop`` span per frame::
+
+        span of frame t    |<---------------- 2 * hop ---------------->|
+        upsample = 1       |<================ window =================>|
+        upsample = 4       |<=== window 0 ===>|
+                           | s |<=== window 1 ===>|
+                           | s | s |<=== window 2 ===>|
+                           | s | s | s |<=== window 3 ===>|
+
+    so every span still covers input blocks ``t - 1`` and ``t`` and the lookahead stays one
+    frame.  Windows are periodic Hann, scaled so that they sum to one on the fine grid.
+
+    Args:
+        dim: feature width.
+        hop_length: samples per frame.
+        kind: ``"polar"`` predicts a log-magnitude and a phase per bin and inverts them with an
+            inverse real FFT (Vocos-style); ``"waveform"`` predicts each window's samples directly
+            with one linear layer (WaveNeXt-style, no phase to wrap).
+        upsample: synthesis windows per frame (divides ``hop_length``).
     """
 
-    def __init__(self, dim: int, hop_length: int) -> None:
+    def __init__(self, dim: int, hop_length: int, kind: str = "polar", upsample: int = 1) -> None:
         super().__init__()
-        self.hop = hop_length
-        self.n_fft = 2 * hop_length
+        if kind not in ("polar", "waveform"):
+            raise ValueError(f"head kind must be 'polar' or 'waveform', got {kind!r}")
+        if upsample < 1 or hop_length % upsample:
+            raise ValueError(f"head upsample {upsample} must divide hop_length {hop_length}")
+        self.hop, self.kind, self.upsample = hop_length, kind, upsample
+        self.sub_hop = hop_length // upsample
+        self.n_fft = (upsample + 1) * self.sub_hop
         self.bins = self.n_fft // 2 + 1
-        self.register_buffer("window", _window(self.n_fft), persistent=False)
-        self.proj = Linear(dim, 2 * self.bins)
+        # A periodic Hann window sums to n / (2 * s) at hop s: scale it to sum to one.
+        window = _window(self.n_fft) * (2 * self.sub_hop / self.n_fft)
+        self.register_buffer("window", window, persistent=False)
+        per_window = 2 * self.bins if kind == "polar" else self.n_fft
+        self.proj = Linear(dim, upsample * per_window)
 
     def init_state(self, batch_size: int, device: torch.device, dtype: torch.dtype) -> SampleTailState:
         return SampleTailState(torch.zeros(batch_size, self.hop, device=device, dtype=dtype))
 
     def frames(self, x: torch.Tensor) -> torch.Tensor:
-        """Windowed time-domain frames ``[B, F, n_fft]`` from features ``[B, F, dim]``."""
-        logmag, phase = self.proj(x).float().split(self.bins, dim=-1)
-        # Clamp keeps exp() finite early in training; 1e2 is far above speech levels.
-        mag = torch.exp(logmag).clamp(max=1e2)
-        spec = torch.polar(mag, phase)
-        return torch.fft.irfft(spec, n=self.n_fft) * self.window
+        """Windowed time-domain spans ``[B, F, 2 * hop]`` from features ``[B, F, dim]``."""
+        b, f, _ = x.shape
+        y = self.proj(x).float().reshape(b, f, self.upsample, -1)
+        if self.kind == "polar":
+            logmag, phase = y.split(self.bins, dim=-1)
+            # Clamp keeps exp() finite early in training; 1e2 is far above speech levels.
+            mag = torch.exp(logmag).clamp(max=1e2)
+            y = torch.fft.irfft(torch.polar(mag, phase), n=self.n_fft)
+        windows = y * self.window  # [B, F, U, n]
+        if self.upsample == 1:
+            return windows[:, :, 0]
+        # Overlap-add the U windows at offsets 0, s, ..., (U - 1) * s of the span; fold (col2im)
+        # does exactly this sum in one call.
+        cols = windows.reshape(b * f, self.upsample, self.n_fft).transpose(1, 2)
+        span = nn.functional.fold(
+            cols, output_size=(1, 2 * self.hop), kernel_size=(1, self.n_fft), stride=(1, self.sub_hop)
+        )
+        return span.reshape(b, f, 2 * self.hop)
 
     def forward(
         self, x: torch.Tensor, state: SampleTailState, frame_mask: torch.Tensor | None = None
