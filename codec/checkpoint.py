@@ -33,18 +33,30 @@ class CheckpointError(ValueError):
 _MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 
 
-def save_model(model: CodecModel, directory: str | Path, metadata: dict[str, Any] | None = None) -> Path:
+def save_model(
+    model: CodecModel,
+    directory: str | Path,
+    metadata: dict[str, Any] | None = None,
+    dtype: torch.dtype | None = None,
+) -> Path:
     """Write ``model`` as an inference model directory.
 
     Args:
         model: the model to save (its ``cfg`` goes into config.json).
         directory: created if missing; existing files of the same names are replaced atomically.
         metadata: extra JSON-serialisable information stored under ``"metadata"``.
+        dtype: storage type of the floating-point tensors (e.g. ``torch.float16`` halves the
+            file); loading always upcasts them into the float32 model.
     Returns: the directory.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+        overflow = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        if overflow:
+            raise ValueError(f"tensor {overflow[0]} does not fit in {dtype} (overflow to Inf)")
     atomic_write(directory / WEIGHTS_NAME, lambda p: save_file(state, str(p), metadata={"format": "pt"}))
     doc = {"format_version": FORMAT_VERSION, "config": model.cfg.to_dict(), "metadata": metadata or {}}
     text = json.dumps(doc, indent=2, sort_keys=True) + "\n"

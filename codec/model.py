@@ -75,7 +75,7 @@ class Decoder(nn.Module):
         d = cfg.decoder
         self.proj = Linear(cfg.latent_dim, d.dim)
         self.trunk = ConvNeXtTrunk(d.dim, d.intermediate_dim, d.num_layers, d.kernel_size, cfg.causal)
-        self.head = ISTFTHead(d.dim, cfg.hop_length)
+        self.head = ISTFTHead(d.dim, cfg.hop_length, d.head, d.head_upsample)
 
     def init_state(self, batch_size: int, device: torch.device, dtype: torch.dtype) -> DecoderState:
         return DecoderState(
@@ -146,10 +146,13 @@ class CodecModel(nn.Module):
         latent = self.encoder(wav)
         n, f, d = latent.shape
         q = self.quantizer(latent.reshape(n * f, d), num_codebooks)
-        state = self.decoder.init_state(n, wav.device, latent.dtype)
-        out = self.decoder(q.quantized.reshape(n, f, d), state)
-        out = torch.cat([out, state.head.tail.to(out.dtype)], dim=-1)[:, self.decoder_delay :]
-        return ModelOutput(out, q)
+        return ModelOutput(self.synthesize(q.quantized.reshape(n, f, d)), q)
+
+    def synthesize(self, latent: torch.Tensor) -> torch.Tensor:
+        """Quantized latent ``[N, F, D]`` -> aligned waveform ``[N, F * hop]`` (differentiable)."""
+        state = self.decoder.init_state(latent.shape[0], latent.device, latent.dtype)
+        out = self.decoder(latent, state)
+        return torch.cat([out, state.head.tail.to(out.dtype)], dim=-1)[:, self.decoder_delay :]
 
 
 def build_model(cfg: CodecConfig) -> CodecModel:

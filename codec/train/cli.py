@@ -50,6 +50,11 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     p.add_argument("checkpoint", metavar="CKPT", help="a .ckpt file written by codec train")
     p.add_argument("-o", "--output", required=True, metavar="MODEL_DIR", help="model directory to write")
     p.add_argument("--no-ema", action="store_true", help="export the raw weights even if the run kept an EMA")
+    p.add_argument(
+        "--half",
+        action="store_true",
+        help="store the weights as float16 (half the file; loading upcasts them to float32)",
+    )
     p.set_defaults(handler=run_export)
     return p
 
@@ -126,7 +131,10 @@ def run_export(args: argparse.Namespace) -> int:
     from codec.config import ConfigError
 
     try:
-        result = export_checkpoint(args.checkpoint, args.output, use_ema=not args.no_ema)
+        import torch
+
+        dtype = torch.float16 if args.half else None
+        result = export_checkpoint(args.checkpoint, args.output, use_ema=not args.no_ema, dtype=dtype)
     except (ExportError, ConfigError) as err:
         return _fail(str(err))
     weights = "EMA" if result.used_ema else "raw"

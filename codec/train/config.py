@@ -37,7 +37,12 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class OptimizerConfig:
-    """AdamW for the generator and the discriminators; warmup then cosine decay."""
+    """AdamW for the generator and the discriminators; linear warmup, then a decay.
+
+    ``schedule: cosine`` decays from ``lr`` to ``lr * min_lr_ratio`` over the whole run.
+    ``schedule: wsd`` (warmup-stable-decay) holds ``lr`` and decays (cosine) only over the last
+    ``decay_steps``: a run resumed with a larger ``max_steps`` continues at full rate.
+    """
 
     lr: float = 5e-4
     disc_lr: float = 5e-4
@@ -46,6 +51,8 @@ class OptimizerConfig:
     warmup_steps: int = 500
     # Cosine decay from lr to lr * min_lr_ratio over max_steps.
     min_lr_ratio: float = 0.05
+    schedule: Literal["cosine", "wsd"] = "cosine"
+    decay_steps: int = 1000
     grad_clip: float = 1.0
     disc_grad_clip: float = 10.0
 
@@ -60,6 +67,10 @@ class LossConfig:
     # Instantaneous-frequency + group-delay phase loss (see losses.PhaseDerivativeLoss).
     phase: float = 0.0
     phase_fft: int = 640
+    # MSE of power-law compressed complex spectra (see losses.CompressedComplexSTFTLoss).
+    complex: float = 0.0
+    complex_sizes: tuple[int, ...] = (256, 512, 1024)
+    complex_exponent: float = 0.3
     adversarial: float = 1.0
     feature: float = 2.0
     commitment: float = 0.25
@@ -113,6 +124,12 @@ class TrainConfig:
     precision: str = "32-true"
     # Exponential moving average of the generator weights (0 disables); export uses it.
     ema_decay: float = 0.0
+    # Warm start: a model directory whose tensors of matching name and shape initialise the
+    # generator (the others keep their random initialisation; a resumed run ignores this).
+    init_from: str | None = None
+    # Parts of the generator that do not train: "encoder", "quantizer". With both frozen the
+    # codes of every input stay those of the warm-start model (decoder-only fine-tuning).
+    freeze: tuple[str, ...] = ()
     data: DataConfig = field(default_factory=DataConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -131,8 +148,12 @@ class TrainConfig:
         _check(
             len(loss.mel_windows) == len(loss.mel_bins), "loss.mel_windows and loss.mel_bins differ in length"
         )
-        weights = (loss.mel, loss.stft, loss.waveform, loss.phase, loss.adversarial, loss.feature)
+        weights = (loss.mel, loss.stft, loss.waveform, loss.phase, loss.complex)
+        weights += (loss.adversarial, loss.feature)
         _check(min((*weights, loss.commitment, loss.codebook)) >= 0, "loss weights must be >= 0")
+        unknown = sorted(set(self.freeze) - {"encoder", "quantizer"})
+        _check(not unknown, f"freeze: unknown parts {unknown} (valid: encoder, quantizer)")
+        _check(self.optimizer.decay_steps >= 0, "optimizer.decay_steps must be >= 0")
         bands = self.discriminator.bands
         _check(
             len(bands) >= 2 and bands[0] == 0.0 and bands[-1] == 1.0 and list(bands) == sorted(bands),

@@ -47,13 +47,16 @@ def _load(path: Path) -> dict[str, Any]:
     return ckpt
 
 
-def export_checkpoint(checkpoint: str | Path, directory: str | Path, use_ema: bool = True) -> ExportResult:
+def export_checkpoint(
+    checkpoint: str | Path, directory: str | Path, use_ema: bool = True, dtype: torch.dtype | None = None
+) -> ExportResult:
     """Write the generator of ``checkpoint`` as a model directory.
 
     Args:
         checkpoint: a ``.ckpt`` file written by ``codec train``.
         directory: the model directory to create (or overwrite).
         use_ema: take the EMA weights when the run kept them.
+        dtype: storage type of the weights (``torch.float16``: half the size, upcast at load).
     Returns: an :class:`ExportResult`.
     Raises:
         ExportError: not a readable codec training checkpoint.
@@ -71,5 +74,5 @@ def export_checkpoint(checkpoint: str | Path, directory: str | Path, use_ema: bo
         raise ExportError(f"{path}: weights do not match the model config (missing {missing[:3]})")
     step = int(ckpt.get("global_step", 0))
     metadata = {"training_step": step, "weights": "ema" if prefix == "ema." else "raw", "source": path.name}
-    out = save_model(model.eval(), directory, metadata=metadata)
+    out = save_model(model.eval(), directory, metadata=metadata, dtype=dtype)
     return ExportResult(Path(out), step, prefix == "ema.")

@@ -26,6 +26,7 @@ from codec.model import CodecModel, ModelOutput, build_model
 from codec.train.config import TrainConfig
 from codec.train.discriminators import Discriminators
 from codec.train.losses import (
+    CompressedComplexSTFTLoss,
     MultiResolutionSTFTLoss,
     MultiScaleMelLoss,
     PhaseDerivativeLoss,
@@ -34,13 +35,20 @@ from codec.train.losses import (
     generator_adversarial_loss,
 )
 from codec.train.validation import ValidationMixin
+from codec.train.warmstart import freeze, generator_forward, warm_start
 
 
-def lr_factor(step: int, warmup: int, max_steps: int, min_ratio: float) -> float:
-    """Linear warmup to 1, then cosine decay to ``min_ratio`` at ``max_steps``."""
+def lr_factor(
+    step: int, warmup: int, max_steps: int, min_ratio: float, schedule: str = "cosine", decay_steps: int = 0
+) -> float:
+    """Linear warmup to 1, then a cosine decay to ``min_ratio`` at ``max_steps``: over the whole
+    rest of the run (``schedule="cosine"``) or over its last ``decay_steps`` (``"wsd"``)."""
     if step < warmup:
         return (step + 1) / warmup
-    progress = min((step - warmup) / max(max_steps - warmup, 1), 1.0)
+    start = warmup if schedule == "cosine" else max(max_steps - decay_steps, warmup)
+    if step < start:
+        return 1.0
+    progress = min((step - start) / max(max_steps - start, 1), 1.0)
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
@@ -62,6 +70,9 @@ class CodecTrainingModule(ValidationMixin, L.LightningModule):
         self.model_cfg, self.cfg = model_cfg, train_cfg
         self.automatic_optimization = False
         self.generator: CodecModel = build_model(model_cfg)
+        if train_cfg.init_from:
+            warm_start(self.generator, train_cfg.init_from)
+        freeze(self.generator, train_cfg.freeze)
         d = train_cfg.discriminator
         self.discriminators = Discriminators(
             d.periods, d.period_channels, d.stft_sizes, d.stft_channels, d.bands
@@ -70,6 +81,7 @@ class CodecTrainingModule(ValidationMixin, L.LightningModule):
         self.mel_loss = MultiScaleMelLoss(model_cfg.sample_rate, loss.mel_windows, loss.mel_bins)
         self.stft_loss = MultiResolutionSTFTLoss(loss.stft_sizes)
         self.phase_loss = PhaseDerivativeLoss(loss.phase_fft)
+        self.complex_loss = CompressedComplexSTFTLoss(loss.complex_sizes, loss.complex_exponent)
         self.ema: CodecModel | None = None
         if train_cfg.ema_decay > 0:
             self.ema = copy.deepcopy(self.generator).requires_grad_(False)
@@ -80,7 +92,8 @@ class CodecTrainingModule(ValidationMixin, L.LightningModule):
     def configure_optimizers(self) -> Any:
         o = self.cfg.optimizer
         betas = (o.betas[0], o.betas[1])
-        opt_g = torch.optim.AdamW(self.generator.parameters(), o.lr, betas, weight_decay=o.weight_decay)
+        trainable = [p for p in self.generator.parameters() if p.requires_grad]
+        opt_g = torch.optim.AdamW(trainable, o.lr, betas, weight_decay=o.weight_decay)
         opt_d = torch.optim.AdamW(
             self.discriminators.parameters(), o.disc_lr, betas, weight_decay=o.weight_decay
         )
@@ -89,14 +102,14 @@ class CodecTrainingModule(ValidationMixin, L.LightningModule):
         # A closure, not an object: LambdaLR then keeps it out of the checkpoint, so a resumed
         # run follows the schedule of its current config (e.g. a larger --max-steps).
         def schedule(step: int) -> float:
-            return lr_factor(step, warmup, max_steps, ratio)
+            return lr_factor(step, warmup, max_steps, ratio, o.schedule, o.decay_steps)
 
         sch_g = torch.optim.lr_scheduler.LambdaLR(opt_g, schedule)
         # The discriminator's scheduler counts its own steps (it starts at start_step).
         disc_steps = max(max_steps - (self.cfg.discriminator.start_step or 0), 1)
 
         def disc_schedule(step: int) -> float:
-            return lr_factor(step, warmup, disc_steps, ratio)
+            return lr_factor(step, warmup, disc_steps, ratio, o.schedule, o.decay_steps)
 
         sch_d = torch.optim.lr_scheduler.LambdaLR(opt_d, disc_schedule)
         return [opt_g, opt_d], [sch_g, sch_d]
@@ -111,7 +124,7 @@ class CodecTrainingModule(ValidationMixin, L.LightningModule):
         opt_g, opt_d = self.optimizers()
         sch_g, sch_d = self.lr_schedulers()
         real = batch
-        out: ModelOutput = self.generator(real)
+        out: ModelOutput = generator_forward(self.generator, real, self.cfg.freeze)
         logs: dict[str, torch.Tensor] = {}
         adversarial = self.adversarial_active()
         if adversarial:
@@ -131,7 +144,8 @@ class CodecTrainingModule(ValidationMixin, L.LightningModule):
         logs["loss/total"] = total.detach()
         logs["lr"] = torch.tensor(sch_g.get_last_lr()[0])
         self.log_dict({f"train/{k}": v for k, v in logs.items()}, on_step=True, prog_bar=False)
-        self.log("mel", logs["loss/mel"], prog_bar=True, logger=False)
+        if "loss/mel" in logs:
+            self.log("mel", logs["loss/mel"], prog_bar=True, logger=False)
         if self.global_step % self.cfg.logging.every_n_steps == 0:
             self._log_code_usage("train")
 
@@ -157,17 +171,30 @@ class CodecTrainingModule(ValidationMixin, L.LightningModule):
         adversarial: bool,
         logs: dict[str, torch.Tensor],
     ) -> torch.Tensor:
-        """Weighted sum of the generator losses; every loss is logged, weight 0 ones only logged."""
+        """Weighted sum of the generator losses; weight 0 ones are only logged.
+
+        A logged-only spectral loss is computed on logging steps alone (no gradient): on a CPU
+        each one costs about as much as the generator's forward pass.
+        """
         w = self.cfg.loss
         fake = out.wav
-        terms: dict[str, tuple[float, torch.Tensor]] = {
-            "mel": (w.mel, self.mel_loss(fake, real)),
-            "stft": (w.stft, self.stft_loss(fake, real)),
-            "waveform": (w.waveform, F.l1_loss(fake.float(), real.float())),
-            "phase": (w.phase, self.phase_loss(fake, real)),
-            "commitment": (w.commitment, out.quantizer.commitment_loss.float()),
-            "codebook": (w.codebook, out.quantizer.codebook_loss.float()),
+        log_step = self.global_step % self.cfg.logging.every_n_steps == 0
+        spectral = {
+            "mel": (w.mel, self.mel_loss),
+            "stft": (w.stft, self.stft_loss),
+            "waveform": (w.waveform, lambda a, b: F.l1_loss(a.float(), b.float())),
+            "phase": (w.phase, self.phase_loss),
+            "complex": (w.complex, self.complex_loss),
         }
+        terms: dict[str, tuple[float, torch.Tensor]] = {}
+        for name, (weight, fn) in spectral.items():
+            if weight > 0:
+                terms[name] = (weight, fn(fake, real))
+            elif log_step:
+                with torch.no_grad():
+                    terms[name] = (weight, fn(fake.detach(), real))
+        terms["commitment"] = (w.commitment, out.quantizer.commitment_loss.float())
+        terms["codebook"] = (w.codebook, out.quantizer.codebook_loss.float())
         if adversarial:
             # Real activations from the just-updated discriminators, as targets (no gradient).
             with torch.no_grad():

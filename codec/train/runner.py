@@ -7,6 +7,7 @@ runs under ``torchrun`` or SLURM (Lightning reads their environment variables).
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ class RunOptions:
         accelerator: ``"auto"``, ``"cpu"``, ``"gpu"``.
         resume: a checkpoint to continue from (optimizer, schedulers, step and data state).
         progress_bar: show Lightning's progress bar.
+        max_seconds: also stop after this much training wall time (a checkpoint is written).
     """
 
     run_dir: Path
@@ -40,6 +42,7 @@ class RunOptions:
     accelerator: str = "auto"
     resume: Path | None = None
     progress_bar: bool = True
+    max_seconds: float | None = None
 
 
 def apply_overrides(
@@ -97,6 +100,7 @@ def build_trainer(preset: Preset, options: RunOptions) -> L.Trainer:
         precision=cfg.precision,
         max_steps=cfg.max_steps,
         max_epochs=-1,
+        max_time=None if options.max_seconds is None else datetime.timedelta(seconds=options.max_seconds),
         val_check_interval=cfg.logging.val_every_n_steps,
         check_val_every_n_epoch=None,
         num_sanity_val_steps=0,

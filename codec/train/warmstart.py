@@ -1,0 +1,108 @@
+"""Warm start and frozen parts: train a new recipe or head on top of an existing model.
+
+``init_from`` copies every tensor of a model directory whose name and shape match into the
+generator (a new head or a changed layer keeps its fresh initialisation).  ``freeze`` stops
+the encoder and/or the quantizer from training: with both frozen, every input keeps exactly
+the codes of the warm-start model, so token files written with it stay valid while the
+decoder learns.  Quantizer dropout still applies to a frozen quantizer (the decoder must
+keep serving every bitrate), but its codebooks are neither updated nor replaced.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from torch.nn import functional as F
+
+from codec.checkpoint import WEIGHTS_NAME, CheckpointError, read_config
+from codec.model import CodecModel, ModelOutput
+from codec.quantize import QuantizerOutput, ResidualVQ
+
+
+def resolve_model_dir(name_or_dir: str | Path) -> Path:
+    """A model directory, or the folder of a bundled model given by name."""
+    path = Path(name_or_dir)
+    if path.is_dir() or "/" in str(name_or_dir):
+        return path
+    from codec import pretrained
+
+    try:
+        return pretrained.model_dir(str(name_or_dir))
+    except pretrained.NoBundledModelError as err:
+        raise CheckpointError(str(err)) from None
+
+
+def warm_start(model: CodecModel, name_or_dir: str | Path) -> list[str]:
+    """Load the matching tensors of a model directory (or bundled model name) into ``model``.
+
+    Returns: the names of the model's tensors that were not loaded (absent or reshaped).
+    Raises: :class:`codec.checkpoint.CheckpointError` if it is not a model.
+    """
+    directory = resolve_model_dir(name_or_dir)
+    read_config(directory)  # a clear error for anything that is not a model directory
+    try:
+        source = load_file(str(directory / WEIGHTS_NAME))
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"{directory}: unreadable weights ({err})") from None
+    target = model.state_dict()
+    loaded = {k: v for k, v in source.items() if k in target and v.shape == target[k].shape}
+    model.load_state_dict(loaded, strict=False)
+    skipped = sorted(set(target) - set(loaded))
+    if skipped:
+        warnings.warn(
+            f"warm start from {directory}: {len(skipped)} tensors keep their initialisation "
+            f"(first: {skipped[0]})",
+            stacklevel=2,
+        )
+    return skipped
+
+
+def freeze(model: CodecModel, parts: tuple[str, ...]) -> None:
+    """Stop gradients into ``parts`` (``"encoder"``, ``"quantizer"``) of ``model``."""
+    for name in parts:
+        getattr(model, name).requires_grad_(False)
+
+
+def frozen_quantize(quantizer: ResidualVQ, latent: torch.Tensor, training: bool) -> QuantizerOutput:
+    """Quantize ``latent [M, D]`` with fixed codebooks, with quantizer dropout when ``training``.
+
+    The quantized latent passes the gradient straight through to ``latent`` (as in the
+    trainable quantizer); the commitment loss pulls ``latent`` towards the fixed codewords.
+    """
+    with torch.autocast(latent.device.type, enabled=False), torch.no_grad():
+        latent32 = latent.float()
+        k = quantizer.total_codebooks
+        codes = quantizer.encode(latent32)
+        m = latent.shape[0]
+        num_active = torch.full((m,), k, device=latent.device, dtype=torch.long)
+        if training and quantizer.cfg.dropout > 0:
+            drop = torch.rand(m, device=latent.device) < quantizer.cfg.dropout
+            num_active = torch.where(drop, torch.randint(1, k + 1, (m,), device=latent.device), num_active)
+        words = quantizer._packed().out_codebooks  # [K, size, D]
+        levels = torch.arange(k, device=latent.device)
+        chosen = words[levels[None, :], codes]  # [M, K, D]
+        mask = (levels[None, :] < num_active[:, None]).to(chosen.dtype)
+        quantized = (chosen * mask[..., None]).sum(1)
+    straight = latent32 + (quantized - latent32).detach()
+    commitment = F.mse_loss(latent32, quantized) if latent.requires_grad else latent32.new_zeros(())
+    return QuantizerOutput(straight, codes, num_active, commitment, latent32.new_zeros(()))
+
+
+def generator_forward(model: CodecModel, wav: torch.Tensor, frozen: tuple[str, ...]) -> ModelOutput:
+    """``model(wav)`` for training, with the ``frozen`` parts in eval mode and without gradients."""
+    if not frozen:
+        return model(wav)
+    for name in frozen:
+        getattr(model, name).eval()
+    with torch.set_grad_enabled("encoder" not in frozen and torch.is_grad_enabled()):
+        latent = model.encoder(wav)
+    n, f, d = latent.shape
+    flat = latent.reshape(n * f, d)
+    if "quantizer" in frozen:
+        q = frozen_quantize(model.quantizer, flat, model.training)
+    else:
+        q = model.quantizer(flat)
+    return ModelOutput(model.synthesize(q.quantized.reshape(n, f, d).to(latent.dtype)), q)
