@@ -67,6 +67,8 @@ class LossConfig:
     # Instantaneous-frequency + group-delay phase loss (see losses.PhaseDerivativeLoss).
     phase: float = 0.0
     phase_fft: int = 640
+    # Magnitude-weighted absolute phase loss (see losses.AbsolutePhaseLoss), same FFT size.
+    phase_absolute: float = 0.0
     # MSE of power-law compressed complex spectra (see losses.CompressedComplexSTFTLoss).
     complex: float = 0.0
     complex_sizes: tuple[int, ...] = (256, 512, 1024)
@@ -148,7 +150,7 @@ class TrainConfig:
         _check(
             len(loss.mel_windows) == len(loss.mel_bins), "loss.mel_windows and loss.mel_bins differ in length"
         )
-        weights = (loss.mel, loss.stft, loss.waveform, loss.phase, loss.complex)
+        weights = (loss.mel, loss.stft, loss.waveform, loss.phase, loss.phase_absolute, loss.complex)
         weights += (loss.adversarial, loss.feature)
         _check(min((*weights, loss.commitment, loss.codebook)) >= 0, "loss weights must be >= 0")
         unknown = sorted(set(self.freeze) - {"encoder", "quantizer"})

@@ -158,6 +158,29 @@ class PhaseDerivativeLoss(nn.Module):
         return self._term(est, ref, -1) + self._term(est, ref, -2)
 
 
+class AbsolutePhaseLoss(PhaseDerivativeLoss):
+    """Phase loss on the phase itself: magnitude-weighted ``1 - cos`` of the phase difference.
+
+    Each bin of the output's spectrum is compared with the reference's by the cosine of their
+    phase difference (anti-wrapping, as in APNet), weighted by the reference magnitude.  Unlike
+    an MSE on complex spectra, it never pulls a magnitude down where the phase is still wrong:
+    it only turns phases, so magnitude losses keep the level.
+
+    Args:
+        n_fft: FFT size (hop ``n_fft / 4``, Hann window).
+    """
+
+    @_fp32
+    def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        """Args: fake, real ``[B, T]``. Returns a scalar in [0, 2]."""
+        est, ref = self._spec(fake), self._spec(real)
+        weight = ref.abs()
+        weight = weight / weight.mean().clamp(min=1e-12)
+        z = est * ref.conj()
+        cos = z.real / (z.abs() + 1e-9 * z.abs().mean().detach() + 1e-20)
+        return (weight * (1 - cos)).mean()
+
+
 def discriminator_loss(real: list[torch.Tensor], fake: list[torch.Tensor], kind: str) -> torch.Tensor:
     """Discriminator objective, averaged over sub-discriminators.
 

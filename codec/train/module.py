@@ -26,6 +26,7 @@ from codec.model import CodecModel, ModelOutput, build_model
 from codec.train.config import TrainConfig
 from codec.train.discriminators import Discriminators
 from codec.train.losses import (
+    AbsolutePhaseLoss,
     CompressedComplexSTFTLoss,
     MultiResolutionSTFTLoss,
     MultiScaleMelLoss,
@@ -81,6 +82,7 @@ class CodecTrainingModule(ValidationMixin, L.LightningModule):
         self.mel_loss = MultiScaleMelLoss(model_cfg.sample_rate, loss.mel_windows, loss.mel_bins)
         self.stft_loss = MultiResolutionSTFTLoss(loss.stft_sizes)
         self.phase_loss = PhaseDerivativeLoss(loss.phase_fft)
+        self.absolute_phase_loss = AbsolutePhaseLoss(loss.phase_fft)
         self.complex_loss = CompressedComplexSTFTLoss(loss.complex_sizes, loss.complex_exponent)
         self.ema: CodecModel | None = None
         if train_cfg.ema_decay > 0:
@@ -184,6 +186,7 @@ class CodecTrainingModule(ValidationMixin, L.LightningModule):
             "stft": (w.stft, self.stft_loss),
             "waveform": (w.waveform, lambda a, b: F.l1_loss(a.float(), b.float())),
             "phase": (w.phase, self.phase_loss),
+            "phase_absolute": (w.phase_absolute, self.absolute_phase_loss),
             "complex": (w.complex, self.complex_loss),
         }
         terms: dict[str, tuple[float, torch.Tensor]] = {}

@@ -110,3 +110,14 @@ def test_decoder_only_fine_tune_keeps_the_codes(tmp_path, audio_dir, val_dir):
     for name, tensor in before.state_dict().items():
         same = torch.equal(tensor, trained.state_dict()[name])
         assert same == (not name.startswith("decoder.")), name
+
+
+def test_absolute_phase_loss_turns_phases_and_ignores_level():
+    from codec.train.losses import AbsolutePhaseLoss
+
+    x = _tone()
+    loss = AbsolutePhaseLoss(320)
+    assert float(loss(x, x)) < 1e-3
+    assert float(loss(0.1 * x, x)) < 1e-3  # level is not its business
+    assert float(loss(-x, x)) > 1.5  # every phase turned by pi: 1 - cos = 2 where there is energy
+    assert 0 < float(loss(torch.roll(x, 2, -1), x)) < float(loss(torch.roll(x, 12, -1), x))
