@@ -44,6 +44,7 @@ class LyraAdapter(Adapter):
     sample_rate = LYRA_RATE
     codebook_size = 2**LYRA_BITS
     streaming = True
+    threads = 1  # TFLite's own CPU threads (the speed bench sets them like torch's)
 
     def __init__(self, num_quantizers: int, folder: Path = LYRA_DIR) -> None:
         try:
@@ -64,7 +65,8 @@ class LyraAdapter(Adapter):
         return f"lyra-v2-1.3.2|k={self.k}|litert={_version('ai-edge-litert')}"
 
     def _runner(self, name: str, signature: str):
-        return self._interpreter(model_path=str(self.folder / name)).get_signature_runner(signature)
+        interpreter = self._interpreter(model_path=str(self.folder / name), num_threads=self.threads)
+        return interpreter.get_signature_runner(signature)
 
     def _frames(self, wav: np.ndarray) -> np.ndarray:
         n = -(-wav.shape[-1] // LYRA_FRAME) + _LYRA_FLUSH_FRAMES

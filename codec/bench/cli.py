@@ -1,4 +1,4 @@
-"""``codec bench quality``: argument parsing and the handler.
+"""``codec bench quality`` and ``codec bench speed``: argument parsing and the two handlers.
 
 Registered on the ``codec`` command by :func:`add_bench_parser`.  Bad input (an unknown codec,
 a bitrate a codec cannot give, a missing folder) is one line on stderr and exit status 2.
@@ -18,7 +18,7 @@ DEFAULT_KBPS = "1.5,3,6"
 
 
 def add_bench_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``codec bench quality``; the handler is :func:`run_bench`."""
+    """Register ``codec bench {quality,speed}``; the handler is :func:`run_bench`."""
     p = subparsers.add_parser("bench", help="compare codecs: reconstruction quality and speed")
     sub = p.add_subparsers(dest="bench_command", metavar="WHAT", required=True)
     codec_help = "KIND[:MODEL][@KBPS,...]: ours, lyra, opus, encodec, dac, mimi (repeatable)"
@@ -35,6 +35,15 @@ def add_bench_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     q.add_argument("--metrics", help="comma-separated metric names (default: every available one)")
     q.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     q.set_defaults(bench_run=run_quality_command)
+    s = sub.add_parser("speed", help="real-time factors, streaming latency, parameters and peak memory")
+    s.add_argument("--codec", action="append", required=True, metavar="SPEC", help=codec_help)
+    s.add_argument("--bitrates", default="6", help="kbps for a SPEC without @ (default: %(default)s)")
+    s.add_argument("--out", required=True, type=Path, help="output folder")
+    s.add_argument("--seconds", type=float, default=10.0, help="input length (default: %(default)s)")
+    s.add_argument("--batch", type=int, nargs="+", default=[1, 16], help="batch sizes (default: 1 16)")
+    s.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="CPU threads (default: 1 2)")
+    s.add_argument("--repeats", type=int, default=3, help="timed calls per point (median)")
+    s.set_defaults(bench_run=run_speed_command)
     p.set_defaults(run=run_bench, quiet=False, debug=False)
     return p
 
@@ -74,8 +83,9 @@ def context(command: str, extra: dict[str, str]) -> dict[str, str]:
     import torch
 
     from codec import __version__
+    from codec.bench.harness import cpu_name
 
-    cpu = platform.processor() or platform.machine()
+    cpu = cpu_name()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     return {
         "command": command,
@@ -129,4 +139,18 @@ def run_quality_command(args: argparse.Namespace) -> int:
     if not args.quiet:
         print((args.out / "summary.md").read_text())
         print(f"wrote {len(written)} files to {args.out} (open {args.out / 'report.html'})")
+    return 0
+
+
+def run_speed_command(args: argparse.Namespace) -> int:
+    """``codec bench speed``: time every setting, write speed.md / speed.json."""
+    from codec.bench.adapters import SpecError
+    from codec.bench.speed import run_speed, write_speed
+
+    if args.seconds <= 0 or args.repeats < 1 or min(args.batch) < 1 or min(args.threads) < 1:
+        raise SpecError("--seconds, --repeats, --batch and --threads must be positive")
+    adapters = build_all(args.codec, args.bitrates)
+    results = run_speed(adapters, args.seconds, args.batch, args.threads, args.repeats)
+    path = write_speed(results, args.out, context(command_line(), {}))
+    print(path.read_text())
     return 0
