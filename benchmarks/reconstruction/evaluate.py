@@ -2,7 +2,8 @@
 
 Usage (from the repository root)::
 
-    python benchmarks/reconstruction/evaluate.py --data ../shared/data/dev --write-results
+    python benchmarks/reconstruction/evaluate.py --data ../shared/data/dev --write-results \\
+        --lyra-reference 2.21 2.73 2.97
     python benchmarks/reconstruction/evaluate.py --model path/to/model_dir --data DIR \\
         --codebooks 3 6 12 --baselines --output table.md          # this model only
 
@@ -31,7 +32,7 @@ from codec.bench.adapters import build_adapters, parse_spec
 from codec.bench.data import collect
 from codec.bench.quality import QualityRun, run_quality
 from codec.bench.report import write_report
-from codec.bench.summary import metric_table, usage_table
+from codec.bench.summary import metric_table, settings, usage_table
 
 SECTION = "Reconstruction quality"
 METRICS = ["pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr", "mel_distance", "stft_distance"]
@@ -59,7 +60,29 @@ def usage_lines(run: QualityRun, codec: Codec) -> list[str]:
     ]
 
 
-def section(run: QualityRun, codec: Codec, data: list[str], command: str, report: Path) -> str:
+def lyra_check(run: QualityRun, reference: list[float]) -> list[str]:
+    """Lyra v2's mean PESQ-wb here against reference figures (3.2, 6, 9.2 kbps), within 0.05."""
+    if not reference:
+        return []
+    means = {s.kbps: s.stats["pesq_wb"].mean for s in settings(run) if s.kind == "lyra"}
+    rows = []
+    for kbps, want in zip((3.2, 6.0, 9.2), reference, strict=False):
+        got = means.get(kbps)
+        if got is None:
+            rows.append([f"{kbps:g}", f"{want:.2f}", "not run", "-"])
+            continue
+        rows.append([f"{kbps:g}", f"{want:.2f}", f"{got:.3f}", "yes" if abs(got - want) <= 0.05 else "NO"])
+    return [
+        "Lyra v2 against its reference PESQ-wb figures (`--lyra-reference`; agreement within 0.05):",
+        "",
+        harness.markdown_table(["kbps", "reference PESQ-wb", "this run", "within 0.05"], rows),
+        "",
+    ]
+
+
+def section(
+    run: QualityRun, codec: Codec, data: list[str], command: str, report: Path, lyra_reference: list[float]
+) -> str:
     """The RESULTS.md section body."""
     seconds = sum(r.seconds for r in run.rows if r.key == run.adapters[0].key)
     lines = [
@@ -76,6 +99,7 @@ def section(run: QualityRun, codec: Codec, data: list[str], command: str, report
         "",
         metric_table(run),
         "",
+        *lyra_check(run, lyra_reference),
         *usage_lines(run, codec),
     ]
     return "\n".join(lines)
@@ -92,6 +116,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="metric worker processes")
     parser.add_argument("--report", type=Path, default=REPORT, help="the bench report folder")
     parser.add_argument("--output", type=Path, help="also write the Markdown section to this file")
+    parser.add_argument(
+        "--lyra-reference",
+        type=float,
+        nargs="*",
+        default=[],
+        metavar="PESQ",
+        help="Lyra v2's known PESQ-wb at 3.2, 6 and 9.2 kbps on this data, checked within 0.05",
+    )
     harness.add_common_args(parser)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -109,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     command = harness.command_line("benchmarks/reconstruction/evaluate.py")
     write_report(run, args.report, {"command": command, "data": " ".join(args.data)})
-    body = section(run, codec, args.data, command, args.report)
+    body = section(run, codec, args.data, command, args.report, args.lyra_reference)
     body += f"\n\nEvaluated in {time.perf_counter() - start:.0f} s." + (f" {args.note}" if args.note else "")
     print(f"## {SECTION}\n\n{body}")
     if args.output:

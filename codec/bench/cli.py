@@ -32,7 +32,12 @@ def add_bench_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     q.add_argument("--jobs", type=int, default=2, help="metric worker processes (0: none; default 2)")
     q.add_argument("--limit", type=int, help="only the first N files")
     q.add_argument("--score-rate", type=int, default=16000, choices=[8000, 16000], help="common scoring rate")
-    q.add_argument("--metrics", help="comma-separated metric names (default: every available one)")
+    q.add_argument(
+        "--metrics",
+        default="core",
+        help="comma-separated metric names, 'core' (default: PESQ-wb/nb, STOI, ESTOI, SI-SDR, mel and "
+        "MR-STFT distances) or 'all' (also ViSQOL, DNSMOS, speaker similarity where installed)",
+    )
     q.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     q.set_defaults(bench_run=run_quality_command)
     s = sub.add_parser("speed", help="real-time factors, streaming latency, parameters and peak memory")
@@ -109,17 +114,10 @@ def run_quality_command(args: argparse.Namespace) -> int:
     from codec.bench.data import collect
     from codec.bench.quality import run_quality
     from codec.bench.report import write_report
-    from codec.bench.scoring import available_metrics
 
     if args.jobs < 0 or (args.limit is not None and args.limit < 1):
         raise SpecError("--jobs must be >= 0 and --limit >= 1")
-    metrics = available_metrics()
-    if args.metrics:
-        wanted = [m.strip() for m in args.metrics.split(",") if m.strip()]
-        unknown = [m for m in wanted if m not in metrics]
-        if unknown:
-            raise SpecError(f"--metrics: unknown or unavailable {unknown} (available: {', '.join(metrics)})")
-        metrics = wanted
+    metrics = pick_metrics(args.metrics)
     items = collect(args.data, args.limit)
     adapters = build_all(args.codec, args.bitrates)
     total = len(items) * len(adapters)
@@ -140,6 +138,23 @@ def run_quality_command(args: argparse.Namespace) -> int:
         print((args.out / "summary.md").read_text())
         print(f"wrote {len(written)} files to {args.out} (open {args.out / 'report.html'})")
     return 0
+
+
+def pick_metrics(text: str) -> list[str]:
+    """``core``, ``all`` or a comma-separated list, checked against what is installed."""
+    from codec.bench.adapters import SpecError
+    from codec.bench.scoring import CORE, available_metrics
+
+    available = available_metrics()
+    if text == "core":
+        return [m for m in CORE if m in available]
+    if text == "all":
+        return available
+    wanted = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in wanted if m not in available]
+    if unknown or not wanted:
+        raise SpecError(f"--metrics: unknown or unavailable {unknown} (available: {', '.join(available)})")
+    return wanted
 
 
 def run_speed_command(args: argparse.Namespace) -> int:

@@ -94,3 +94,12 @@ def test_unscorable_pairs_give_reasons_not_errors(speech):
 
 def test_available_metrics_lists_the_core_set():
     assert set(CORE) <= set(available_metrics())
+
+
+@pytest.mark.slow
+def test_visqol_when_installed(speech):
+    pytest.importorskip("visqol")
+    rng = np.random.default_rng(2)
+    noisy = speech + 0.05 * rng.standard_normal(speech.shape[0]).astype(np.float32)
+    clean, degraded = (score(speech, x, RATE, ["visqol"]).values["visqol"] for x in (speech, noisy))
+    assert 1.0 <= degraded < clean <= 5.0
