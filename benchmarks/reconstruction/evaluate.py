@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -80,8 +81,23 @@ def lyra_check(run: QualityRun, reference: list[float]) -> list[str]:
     ]
 
 
+def plot_lines(report: Path, results: Path) -> list[str]:
+    """Links to the report's plots, relative to the RESULTS.md they are written into."""
+    base = os.path.relpath(report, results.parent)
+    pngs = sorted(report.glob("metric_*.png")) + sorted(report.glob("spectrogram_*.png"))
+    links = ", ".join(f"[{p.stem.split('_', 1)[1]}]({base}/{p.name})" for p in pngs)
+    main = f"{base}/metric_pesq_wb.png"
+    return [f"Plots: {links}.", "", f"![PESQ-wb against achieved bitrate]({main})", ""] if pngs else []
+
+
 def section(
-    run: QualityRun, codec: Codec, data: list[str], command: str, report: Path, lyra_reference: list[float]
+    run: QualityRun,
+    codec: Codec,
+    data: list[str],
+    command: str,
+    report: Path,
+    lyra_reference: list[float],
+    results: Path = harness.RESULTS_PATH,
 ) -> str:
     """The RESULTS.md section body."""
     seconds = sum(r.seconds for r in run.rows if r.key == run.adapters[0].key)
@@ -100,6 +116,7 @@ def section(
         metric_table(run),
         "",
         *lyra_check(run, lyra_reference),
+        *plot_lines(report, results),
         *usage_lines(run, codec),
     ]
     return "\n".join(lines)
@@ -141,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     command = harness.command_line("benchmarks/reconstruction/evaluate.py")
     write_report(run, args.report, {"command": command, "data": " ".join(args.data)})
-    body = section(run, codec, args.data, command, args.report, args.lyra_reference)
+    results = Path(args.write_results) if args.write_results else harness.RESULTS_PATH
+    body = section(run, codec, args.data, command, args.report, args.lyra_reference, results)
     body += f"\n\nEvaluated in {time.perf_counter() - start:.0f} s." + (f" {args.note}" if args.note else "")
     print(f"## {SECTION}\n\n{body}")
     if args.output:

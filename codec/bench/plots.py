@@ -59,7 +59,7 @@ def metric_plots(settings: list[Setting], metrics: list[str], folder: Path) -> l
 def spectrogram_plot(signals: list[tuple[str, np.ndarray]], sample_rate: int, title: str, path: Path) -> Path:
     """Stacked log spectrograms (dB, 512-point FFT) of ``(label, wav [T])`` pairs, one row each."""
     plt = _pyplot()
-    fig, axes = plt.subplots(len(signals), 1, figsize=(8, 1.6 * len(signals)), dpi=90, squeeze=False)
+    fig, axes = plt.subplots(len(signals), 1, figsize=(8, 1.4 * len(signals)), dpi=60, squeeze=False)
     for ax, (label, wav) in zip(axes[:, 0], signals, strict=True):
         x = np.asarray(wav, dtype=np.float64)
         if x.shape[0] < 512:
