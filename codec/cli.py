@@ -101,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_optional(sub, "codec.train.cli", [("train", "add_train_parser", "run_train"),
                                            ("export", "add_export_parser", "run_export")])  # fmt: skip
     _add_optional(sub, "codec.demo", [("demo", "add_demo_parser", "run_demo")])
+    _add_optional(sub, "codec.bench.cli", [("bench", "add_bench_parser", "run_bench")])
     return parser
 
 

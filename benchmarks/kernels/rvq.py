@@ -30,15 +30,12 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 
+import rvq_impls  # beside this script: the peer quantizers
 import torch
+from rvq_impls import IMPLS, Shape, Unavailable
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from benchmarks.kernels import rvq_impls
-from benchmarks.kernels.rvq_impls import IMPLS, Shape, Unavailable
-from benchmarks.speed import harness
+from codec.bench import harness
 
 SECTION = "RVQ kernels"
 SHAPES = {

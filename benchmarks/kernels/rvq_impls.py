@@ -5,11 +5,13 @@ callable that encodes ``N`` frames (inputs are prepared outside the callable, in
 implementation's native layout), or raises :class:`Unavailable` with the reason it cannot run.
 Peers are built with random weights of the same shapes (the compute does not depend on the
 values) and run in eval mode under ``torch.no_grad``.  They live in a separate environment and
-are never dependencies of ``codec``:
+are never dependencies of ``codec``.  From the repository root (``benchmarks/.venv`` is an
+ignored folder inside the repository; any other folder works as well)::
 
-    python3 -m venv /work/benchvenv
-    /work/benchvenv/bin/pip install torch==2.14.1 torchaudio==2.11.0 vector-quantize-pytorch==1.32.0 \
+    python3 -m venv benchmarks/.venv
+    benchmarks/.venv/bin/pip install torch==2.14.1 torchaudio==2.11.0 vector-quantize-pytorch==1.32.0 \
         encodec==0.1.1 descript-audio-codec==1.0.0 -e .
+    benchmarks/.venv/bin/python benchmarks/kernels/rvq.py --device cpu --quick
 
 What each peer computes for the same shape:
 * vector-quantize-pytorch ``ResidualVQ``: euclidean as ours; for the factorized shape,

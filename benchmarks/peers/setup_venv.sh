@@ -5,7 +5,11 @@
 # `codec`: they live in this separate environment, together with an editable install of this
 # repository, so `benchmarks/streaming/latency.py` can time them in the same process as ours.
 #
-#   bash benchmarks/peers/setup_venv.sh [VENV_DIR]     # default: $BENCH_VENV or /work/benchvenv
+#   bash benchmarks/peers/setup_venv.sh [VENV_DIR]     # default: $BENCH_VENV or benchmarks/.venv
+#
+# The default folder is inside this repository and ignored by git (.venv/ in .gitignore).
+# Local wheel folders, where a machine has them, are used through pip's own PIP_FIND_LINKS
+# (e.g. PIP_FIND_LINKS="/path/to/wheels" bash benchmarks/peers/setup_venv.sh).
 #
 # Safe to re-run: an existing environment is reused and only what is missing is installed.
 # Why the pins:
@@ -18,26 +22,20 @@
 # Nothing downloads model weights: the benchmark builds every peer with random weights.
 set -euo pipefail
 
-VENV="${1:-${BENCH_VENV:-/work/benchvenv}}"
-PYTHON="${PYTHON:-python3}"
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+VENV="${1:-${BENCH_VENV:-$REPO/benchmarks/.venv}}"
+PYTHON="${PYTHON:-python3}"
 
 if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
 PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check)
 
-# Local wheel folders, where a machine has them, spare the large torch download.
-LINKS=()
-for dir in /opt/wheels /opt/pypi-more/files; do
-    if [ -d "$dir" ]; then LINKS+=(--find-links "$dir"); fi
-done
-
-"${PIP[@]}" "${LINKS[@]}" "torch==2.14.1" "torchaudio==2.11.0"
-"${PIP[@]}" "${LINKS[@]}" "encodec==0.1.1" "psutil"
+"${PIP[@]}" "torch==2.14.1" "torchaudio==2.11.0"
+"${PIP[@]}" "encodec==0.1.1" "psutil"
 "${PIP[@]}" --no-deps "moshi==0.2.13"
-"${PIP[@]}" "${LINKS[@]}" "numpy<2.3" "safetensors<0.8" "huggingface-hub<1" "sentencepiece" "sphn<0.3"
-"${PIP[@]}" "${LINKS[@]}" -e "$REPO"
+"${PIP[@]}" "numpy<2.3" "safetensors<0.8" "huggingface-hub<1" "sentencepiece" "sphn<0.3"
+"${PIP[@]}" -e "$REPO"
 
 # Check: every peer builds with random weights, offline.
 "$VENV/bin/python" - <<'EOF'

@@ -16,16 +16,13 @@ faster than real time; ``1 / RTF`` is the speed-up over real time.  Each cell is
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from benchmarks.speed import harness
 from codec import Codec
+from codec.bench import harness
 
 SECTION = "Offline speed (CPU)"
 

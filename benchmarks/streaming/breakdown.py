@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -26,10 +25,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from benchmarks.speed import harness
 from codec import Codec
+from codec.bench import harness
 from codec.streaming import Stream
 
 ENCODE_STAGES = ("STFT front end", "encoder trunk", "encoder projection", "RVQ search (all levels)")

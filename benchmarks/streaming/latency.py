@@ -4,7 +4,7 @@ At batch 1 on 1 and 2 CPU threads this times our model through the public stream
 (``codec.stream()``: one frame of audio in, its codes out, those codes decoded), frame after
 frame, and in the same run the anchors under the same thread setting: Mimi in
 ``with mimi.streaming(1)`` and EnCodec 24 kHz on one-frame chunks (random weights, see
-``benchmarks/peers/anchors.py``).  When a GPU is present it also times one streaming step
+``benchmarks/streaming/anchors.py``).  When a GPU is present it also times one streaming step
 captured as a CUDA graph, for N concurrent streams batched together, and reports how many
 streams keep up with real time.
 
@@ -22,19 +22,16 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
 from pathlib import Path
 
+import anchors  # beside this script: the peer codecs' timing
 import torch
+from breakdown import breakdown_table, stage_breakdown, weights_line
+from graph_step import StreamStep
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from benchmarks.peers import anchors
-from benchmarks.speed import harness
-from benchmarks.streaming.breakdown import breakdown_table, stage_breakdown, weights_line
-from benchmarks.streaming.graph_step import StreamStep
 from codec import Codec
+from codec.bench import harness
 
 SECTION = "Streaming latency"
 # Targets of the default model on one CPU thread (issue 4).

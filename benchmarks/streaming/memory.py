@@ -32,10 +32,8 @@ import numpy as np
 import soundfile as sf
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from benchmarks.speed import harness
 from codec import Codec
+from codec.bench import harness
 from codec.checkpoint import save_model
 
 SECTION = "Long-file memory"

@@ -11,12 +11,9 @@ compared one by one.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from codec import Codec, load_audio
 

@@ -33,9 +33,9 @@ from typing import Any
 import torch
 import yaml
 
-from benchmarks.speed import harness
 from codec import metrics as M
 from codec.audio import load_audio, resample
+from codec.bench import harness
 from codec.config import ConfigError, load_preset
 from codec.model import CodecModel
 

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.speed import harness
 from benchmarks.training.ablate import dev_subset
 from codec import metrics as M
+from codec.bench import harness
 from codec.checkpoint import load_model
 from codec.train.warmstart import resolve_model_dir
 

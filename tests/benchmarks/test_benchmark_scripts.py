@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks.speed import harness
 from benchmarks.streaming.graph_step import StreamStep, state_slots
 from codec import Codec
+from codec.bench import harness
 
 REPO = Path(__file__).resolve().parents[2]
 OTHER_SECTION = "## RVQ kernels\n\nkept as it is\n"

@@ -1,4 +1,4 @@
-"""``codec demo`` and the reconstruction evaluation script, on a small trained debug model."""
+"""``codec demo`` and the reconstruction script (a use of ``codec bench``) on a small trained debug model."""
 
 from __future__ import annotations
 
@@ -55,9 +55,14 @@ def test_evaluate_script_writes_table(model_dir, val_dir, tmp_path):
         sys.executable, str(REPO / "benchmarks" / "reconstruction" / "evaluate.py"),
         "--model", str(model_dir), "--data", str(val_dir), "--codebooks", "1", "4",
         "--threads", "1", "--output", str(out), "--write-results", str(tmp_path / "RESULTS.md"),
+        "--report", str(tmp_path / "report"), "--baselines", "opus@6", "--jobs", "1",
     ]  # fmt: skip
     subprocess.run(cmd, check=True, capture_output=True, timeout=300)
     text = out.read_text()
-    assert "| 1 | 0.6 |" in text and "| 4 | 2.4 |" in text and "PESQ-wb" in text
-    assert "Codebook usage entropy" in text
+    rows = [line.split(" | ")[:2] for line in text.splitlines() if line.startswith("| ours (")]
+    assert [r[1] for r in rows] == ["0.6", "2.4"] and "PESQ-wb" in text and "| Opus | 6 |" in text
+    assert "Codebook usage entropy" in text and "| 3 |" in text  # four levels at 2.4 kbps
+    assert (tmp_path / "report" / "summary.json").is_file() and (
+        tmp_path / "report" / "report.html"
+    ).is_file()
     assert "## Reconstruction quality" in (tmp_path / "RESULTS.md").read_text()

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import torch
 
-from benchmarks.speed import harness
+from codec.bench import harness
 
 MIMI = "Mimi (moshi {version}), 8 codebooks, 1.1 kbps"
 ENCODEC = "EnCodec 24 kHz (encodec {version}), 8 codebooks, 6 kbps"

@@ -4,8 +4,9 @@ Timing statistics, thread control, a description of the machine and of its load,
 tables, and the rewrite of one section of ``benchmarks/RESULTS.md`` (other sections, such as
 the kernel benchmarks', are left byte for byte as they are).
 
-The benchmark scripts import this file as ``benchmarks.speed.harness`` after putting the
-repository root on ``sys.path`` (the benchmarks are scripts, not part of the installed package).
+It lives in the package (``from codec.bench import harness``) so the scripts under
+``benchmarks/`` import it like any other module, without touching ``sys.path``; they are run
+from the repository root, whose ``benchmarks/RESULTS.md`` is the default target.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import platform
 import re
 import resource
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -26,8 +28,7 @@ from pathlib import Path
 
 import torch
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-RESULTS_PATH = REPO_ROOT / "benchmarks" / "RESULTS.md"
+RESULTS_PATH = Path("benchmarks") / "RESULTS.md"  # relative to the repository root, the scripts' cwd
 
 
 # -- timing -------------------------------------------------------------------------------------
@@ -217,14 +218,15 @@ def machine_lines(extra_packages: Sequence[str] = ()) -> list[str]:
 
 def git_revision() -> str:
     """Short hash of the checked-out commit, with ``+dirty`` when the tree has changes."""
-    head = REPO_ROOT / ".git" / "HEAD"
     try:
-        ref = head.read_text().strip()
-        if ref.startswith("ref: "):
-            ref = (REPO_ROOT / ".git" / ref[5:]).read_text().strip()
-        return ref[:10]
-    except OSError:
+        done = subprocess.run(
+            ["git", "rev-parse", "--short=10", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
         return "unknown"
+    return done.stdout.strip() + ("+dirty" if dirty else "") if done.returncode == 0 else "unknown"
 
 
 # -- command line -------------------------------------------------------------------------------

@@ -1,0 +1,13 @@
+"""``codec bench``: put codecs side by side on your own audio, with one set of metric code.
+
+- :mod:`codec.bench.adapters`: the codec SPEC grammar and one interface over every codec
+  (ours; :mod:`~codec.bench.baselines` Lyra v2 and Opus; :mod:`~codec.bench.peers` the
+  ``transformers`` EnCodec, DAC and Mimi).
+- :mod:`codec.bench.scoring`: the metrics; :mod:`codec.bench.quality`: the cached, pooled run;
+  :mod:`codec.bench.summary`, :mod:`~codec.bench.plots`, :mod:`~codec.bench.report`: the
+  output folder; :mod:`codec.bench.speed`: real-time factors, latency and memory.
+- :mod:`codec.bench.cli`: ``codec bench quality`` and ``codec bench speed``.
+
+Nothing here is imported by the inference core; the optional packages (pesq, pystoi,
+matplotlib, scipy, ai-edge-litert, transformers) are the ``bench`` extra.
+"""

@@ -1,0 +1,280 @@
+"""One interface over every codec the benchmark compares, and the codec SPEC grammar.
+
+A SPEC names a codec and its bitrates (kbps)::
+
+    ours                       the bundled default model at --bitrates
+    ours:speech_16k@1.5,3,6    a bundled model (or ours:path/to/model_dir) at 1.5, 3 and 6 kbps
+    lyra@3.2,6,9.2             Lyra v2 (TFLite files shipped in codec/bench/lyra_v2/)
+    opus@6,9,12                Opus (libopus through libsndfile), target bitrates
+    encodec:facebook/encodec_24khz@1.5,6     transformers EncodecModel.from_pretrained(...)
+    dac:descript/dac_16khz@6   DacModel;   mimi:kyutai/mimi@1.1   MimiModel
+
+Each (codec, bitrate) pair is one :class:`Adapter`: ``encode`` mono audio at the adapter's own
+rate into a payload (codes or bytes), ``decode`` it back; ``bits`` of a payload is what it
+costs to send, so the achieved bitrate is measured, not assumed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+
+class SpecError(ValueError):
+    """A codec SPEC that cannot be parsed or built (bad name, bitrate or model)."""
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A parsed SPEC: ``kind`` (ours, lyra, opus, encodec, dac, mimi), ``model`` and ``kbps``."""
+
+    kind: str
+    model: str | None
+    kbps: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Payload:
+    """What an encoder produced.
+
+    Attributes:
+        data: adapter-specific (codes tensor, encoded bytes).
+        bits: the payload's size in bits (codes: frames x levels x bits per code; Opus: the file).
+        num_samples: input samples, so the decoder can trim to the input length.
+        codes: integer codes ``[K, F]`` when the codec has codebooks, else ``None``.
+    """
+
+    data: Any
+    bits: float
+    num_samples: int
+    codes: np.ndarray | None = None
+
+
+class Adapter(ABC):
+    """One codec at one setting.
+
+    Attributes:
+        kind: codec family (``ours``, ``lyra``, ``opus``, ...).
+        label: display name of the codec, without the bitrate.
+        sample_rate: rate the codec takes and returns.
+        kbps: nominal bitrate of this setting.
+        codebook_size: entries per codebook (``None`` when there are no codes).
+        streaming: whether :meth:`stream_frames` is available.
+    """
+
+    kind: str = ""
+    label: str = ""
+    sample_rate: int = 16000
+    kbps: float = 0.0
+    codebook_size: int | None = None
+    streaming: bool = False
+    batched: bool = False
+    spec: str = ""  # the one-setting SPEC that rebuilds this adapter (set by build_adapters)
+
+    @property
+    def key(self) -> str:
+        """Cache identity: changes whenever the output could change (weights, settings, versions)."""
+        return hashlib.sha256(f"{self.kind}|{self.identity()}|{self.kbps}".encode()).hexdigest()[:16]
+
+    @property
+    def name(self) -> str:
+        return f"{self.label} @ {self.kbps:g} kbps"
+
+    @abstractmethod
+    def identity(self) -> str:
+        """A string that pins the model and library version (hashed into :attr:`key`)."""
+
+    @abstractmethod
+    def encode(self, wav: np.ndarray) -> Payload:
+        """Encode mono float32 ``wav [T]`` at :attr:`sample_rate`."""
+
+    @abstractmethod
+    def decode(self, payload: Payload) -> np.ndarray:
+        """Decode to mono float32 ``[T]`` (the input's length) at :attr:`sample_rate`."""
+
+    def round_trip(self, wav: np.ndarray) -> tuple[np.ndarray, Payload]:
+        """``decode(encode(wav))`` and the payload."""
+        payload = self.encode(wav)
+        return fit_length(self.decode(payload), wav.shape[-1]), payload
+
+    def parameters(self) -> int | None:
+        """Trainable parameter count, where known."""
+        return None
+
+    def torch_module(self) -> torch.nn.Module | None:
+        """The torch model behind the adapter (moved between devices by the speed bench)."""
+        return None
+
+    def encode_batch(self, wav: torch.Tensor) -> Any:
+        """Encode ``[B, T]`` in one call (only where :attr:`batched`)."""
+        raise NotImplementedError
+
+    def decode_batch(self, payload: Any) -> torch.Tensor:
+        raise NotImplementedError
+
+    def stream_frames(self, wav: np.ndarray) -> tuple[float, list[float], list[float]]:
+        """Stream ``wav`` frame by frame: frame seconds, per-frame encode and decode seconds."""
+        raise NotImplementedError
+
+
+def fit_length(wav: np.ndarray, n: int) -> np.ndarray:
+    """Trim or zero-pad ``wav [T]`` to ``n`` samples."""
+    wav = np.asarray(wav, dtype=np.float32).reshape(-1)
+    if wav.shape[0] >= n:
+        return wav[:n]
+    return np.pad(wav, (0, n - wav.shape[0]))
+
+
+def parse_spec(text: str, default_kbps: tuple[float, ...] = ()) -> Spec:
+    """Parse ``KIND[:MODEL][@KBPS,KBPS,...]`` (see the module docstring)."""
+    head, _, rates = text.partition("@")
+    kind, _, model = head.partition(":")
+    kind = kind.strip().lower()
+    if kind not in BUILDERS:
+        raise SpecError(f"codec {text!r}: unknown codec {kind!r} (known: {', '.join(sorted(BUILDERS))})")
+    try:
+        kbps = tuple(float(r) for r in rates.split(",") if r.strip()) if rates else tuple(default_kbps)
+    except ValueError:
+        raise SpecError(f"codec {text!r}: bitrates must be numbers in kbps, e.g. {kind}@3,6") from None
+    if not kbps:
+        raise SpecError(f"codec {text!r}: no bitrate given (add @KBPS or use --bitrates)")
+    if any(not 0 < r < 10_000 for r in kbps):
+        raise SpecError(f"codec {text!r}: bitrates must be positive kbps, got {kbps}")
+    return Spec(kind, model.strip() or None, kbps)
+
+
+def build_adapters(spec: Spec) -> list[Adapter]:
+    """One adapter per bitrate of ``spec`` (the model is loaded once and shared)."""
+    adapters = BUILDERS[spec.kind](spec)
+    for a, kbps in zip(adapters, spec.kbps, strict=True):
+        a.spec = f"{spec.kind}{':' + spec.model if spec.model else ''}@{kbps:g}"
+    return adapters
+
+
+def levels_for(kbps: float, bps_per_level: float, total: int, text: str) -> int:
+    """The codebook count that gives ``kbps`` exactly, or a :class:`SpecError` listing the valid ones."""
+    k = round(kbps * 1000 / bps_per_level)
+    if not 1 <= k <= total or abs(k * bps_per_level - kbps * 1000) > 1e-6 * bps_per_level + 0.5:
+        valid = ", ".join(f"{j * bps_per_level / 1000:g}" for j in range(1, total + 1))
+        raise SpecError(f"{text}: {kbps:g} kbps is not a number of codebooks; valid kbps: {valid}")
+    return k
+
+
+class OursAdapter(Adapter):
+    """This library's model through :class:`codec.Codec` (codes, batches and streaming)."""
+
+    kind = "ours"
+
+    def __init__(self, codec: Any, num_codebooks: int, identity: str) -> None:
+        self.codec, self.k, self._identity = codec, num_codebooks, identity
+        self.label = f"ours ({codec.name})"
+        self.sample_rate = codec.sample_rate
+        self.kbps = codec.bitrate(num_codebooks) / 1000
+        self.codebook_size = codec.codebook_size
+        self.streaming = bool(codec.causal)
+        self.batched = True
+        self._bits = float(np.ceil(np.log2(codec.codebook_size)))
+
+    def identity(self) -> str:
+        return f"{self._identity}|k={self.k}"
+
+    def parameters(self) -> int:
+        return sum(p.numel() for p in self.codec.model.parameters())
+
+    def torch_module(self) -> torch.nn.Module:
+        return self.codec.model
+
+    @torch.inference_mode()
+    def encode(self, wav: np.ndarray) -> Payload:
+        codes = self.codec.encode(torch.from_numpy(wav), self.sample_rate, num_codebooks=self.k)
+        c = codes.codes[0]
+        return Payload(codes, c.numel() * self._bits, wav.shape[-1], c.numpy())
+
+    @torch.inference_mode()
+    def decode(self, payload: Payload) -> np.ndarray:
+        return self.codec.decode(payload.data)[0, 0].numpy()
+
+    @torch.inference_mode()
+    def encode_batch(self, wav: torch.Tensor) -> Any:
+        return self.codec.encode(wav[:, None], self.sample_rate, num_codebooks=self.k)
+
+    @torch.inference_mode()
+    def decode_batch(self, payload: Any) -> torch.Tensor:
+        return self.codec.decode(payload)
+
+    @torch.inference_mode()
+    def stream_frames(self, wav: np.ndarray) -> tuple[float, list[float], list[float]]:
+        import time
+
+        hop = self.codec.hop_length
+        stream = self.codec.stream(num_codebooks=self.k)
+        x = torch.from_numpy(wav)[None, None]
+        enc, dec = [], []
+        for start in range(0, x.shape[-1] - hop + 1, hop):
+            t0 = time.perf_counter()
+            codes = stream.encode(x[..., start : start + hop])
+            t1 = time.perf_counter()
+            stream.decode(codes)
+            t2 = time.perf_counter()
+            enc.append(t1 - t0)
+            dec.append(t2 - t1)
+        return hop / self.sample_rate, enc, dec
+
+
+def weights_digest(module: torch.nn.Module) -> str:
+    """SHA-256 of a module's parameters and buffers (the model's identity for the cache)."""
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().to("cpu").contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _build_ours(spec: Spec) -> list[Adapter]:
+    from codec import Codec
+    from codec.checkpoint import CheckpointError
+    from codec.pretrained import NoBundledModelError
+
+    try:
+        codec = Codec.from_pretrained(spec.model)
+    except (NoBundledModelError, FileNotFoundError, CheckpointError) as err:
+        raise SpecError(f"ours:{spec.model}: {err}") from None
+    identity = weights_digest(codec.model)
+    per_level = codec.frame_rate * np.log2(codec.codebook_size)
+    text = f"ours:{spec.model or codec.name}"
+    return [
+        OursAdapter(codec, levels_for(r, per_level, codec.total_codebooks, text), identity) for r in spec.kbps
+    ]
+
+
+def _build_lyra(spec: Spec) -> list[Adapter]:
+    from codec.bench.baselines import build_lyra
+
+    return build_lyra(spec)
+
+
+def _build_opus(spec: Spec) -> list[Adapter]:
+    from codec.bench.baselines import build_opus
+
+    return build_opus(spec)
+
+
+def _build_peer(spec: Spec) -> list[Adapter]:
+    from codec.bench.peers import build_peer
+
+    return build_peer(spec)
+
+
+BUILDERS = {
+    "ours": _build_ours,
+    "lyra": _build_lyra,
+    "opus": _build_opus,
+    "encodec": _build_peer,
+    "dac": _build_peer,
+    "mimi": _build_peer,
+}

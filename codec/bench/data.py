@@ -1,0 +1,122 @@
+"""The benchmark's inputs: folders, audio files and manifests, read as mono at a chosen rate.
+
+A manifest is a ``.csv`` (a ``path`` column, or the first column) or ``.jsonl`` (one object
+with a ``path`` key per line) listing audio files; relative paths are taken from the
+manifest's folder.  Folders are searched recursively for audio files (sorted, so runs and
+``--limit`` are repeatable).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from codec.audio import AudioError, load_audio, resample
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif")
+MANIFEST_SUFFIXES = (".csv", ".jsonl")
+
+
+class InputError(ValueError):
+    """An input path or manifest that names no usable audio."""
+
+
+@dataclass(frozen=True)
+class Item:
+    """One input file: ``path`` and ``name`` (its path relative to the input it came from)."""
+
+    path: Path
+    name: str
+
+
+def collect(inputs: list[str], limit: int | None = None) -> list[Item]:
+    """Every audio file named by ``inputs`` (folders, files, manifests), first ``limit`` only."""
+    items: list[Item] = []
+    for text in inputs:
+        p = Path(text)
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in AUDIO_SUFFIXES and f.is_file())
+            if not found:
+                raise InputError(f"{p}: no audio files in this folder")
+            items += [Item(f, str(f.relative_to(p))) for f in found]
+        elif p.suffix.lower() in MANIFEST_SUFFIXES and p.is_file():
+            items += [Item(f, str(f)) for f in read_manifest(p)]
+        elif p.is_file():
+            items.append(Item(p, p.name))
+        else:
+            raise InputError(f"{p}: no such file or folder")
+    seen: set[Path] = set()
+    unique = [i for i in items if not (i.path.resolve() in seen or seen.add(i.path.resolve()))]
+    return unique[:limit] if limit else unique
+
+
+def read_manifest(path: Path) -> list[Path]:
+    """The audio paths a ``.csv`` or ``.jsonl`` manifest lists."""
+    base = path.parent
+    entries: list[str] = []
+    try:
+        if path.suffix.lower() == ".csv":
+            with path.open(newline="") as f:
+                rows = list(csv.reader(f))
+            if rows and "path" in rows[0]:
+                col = rows[0].index("path")
+                entries = [r[col] for r in rows[1:] if len(r) > col and r[col].strip()]
+            else:
+                entries = [r[0] for r in rows if r and r[0].strip()]
+        else:
+            for n, line in enumerate(path.read_text().splitlines(), 1):
+                if line.strip():
+                    obj = json.loads(line)
+                    if not isinstance(obj, dict) or "path" not in obj:
+                        raise InputError(f"{path}:{n}: expected an object with a 'path' key")
+                    entries.append(str(obj["path"]))
+    except (UnicodeDecodeError, json.JSONDecodeError, csv.Error) as err:
+        raise InputError(f"{path}: not a readable manifest ({err})") from None
+    if not entries:
+        raise InputError(f"{path}: the manifest lists no files")
+    return [p if p.is_absolute() else base / p for p in map(Path, entries)]
+
+
+def digest(path: Path) -> str:
+    """SHA-256 of a file's bytes (the cache key of an input: a changed file is scored again)."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A file read as mono: ``wav [T]`` float32 at ``sample_rate``, and what the file was."""
+
+    wav: np.ndarray
+    sample_rate: int
+    file_rate: int
+    channels: int
+
+
+def read_mono(path: Path) -> Clip:
+    """Read a file and average its channels (every codec compared here is mono).
+
+    Raises:
+        AudioError: unreadable, empty or non-finite audio.
+    """
+    audio = load_audio(path)
+    return Clip(audio.wav.mean(0).numpy(), audio.sample_rate, audio.sample_rate, audio.wav.shape[0])
+
+
+def at_rate(wav: np.ndarray, orig: int, new: int) -> np.ndarray:
+    """``wav [T]`` resampled from ``orig`` to ``new`` Hz (band-limited, torchaudio)."""
+    if orig == new:
+        return wav
+    return resample(torch.from_numpy(np.ascontiguousarray(wav))[None], orig, new)[0].numpy()
+
+
+__all__ = ["AudioError", "Clip", "InputError", "Item", "at_rate", "collect", "digest", "read_mono"]
