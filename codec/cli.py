@@ -352,7 +352,7 @@ def _encode_stream(
 
 def _stream_header(codec: Codec, enc: AudioEncoder) -> StreamHeader:
     return StreamHeader(
-        codec.name, codec.config.hash(), codec.sample_rate, codec.hop_length, enc.channels,
+        codec.name, codec.fingerprint, codec.sample_rate, codec.hop_length, enc.channels,
         enc.num_codebooks, codec.codebook_size, enc.sample_rate,
     )  # fmt: skip
 

@@ -9,7 +9,7 @@ Token file (one item, C channels)::
 
     offset  size  field
     0       8     magic  89 'C' 'D' 'C' 0D 0A 1A 0A
-    8       2     format version (u16), currently 1
+    8       2     format version (u16), currently 2 (1 is still read, see below)
     10      4     header length H (u32)
     14      H     header: UTF-8 JSON object (fields: see FileHeader)
     14+H    P     payload: num_frames * channels * num_codebooks codes, bit-packed
@@ -26,10 +26,15 @@ Token stream (written and read frame by frame, e.g. through a pipe)::
 
 Header of a token file (keys sorted, compact; a stream header lacks the three lengths)::
 
-    {"bits_per_code":6,"channels":1,"codebook_size":64,"config_hash":"3eec265aa41c1545",
+    {"bits_per_code":6,"channels":1,"codebook_size":64,"fingerprint":"9c0e...(64 hex digits)",
      "frame_rate":100.0,"hop_length":160,"model":"debug","num_codebooks":2,"num_frames":300,
      "num_samples":48000,"original_num_samples":132300,"original_sample_rate":44100,
      "sample_rate":16000}
+
+``fingerprint`` is the sha256 of the weights of the model that made the codes (its identity;
+"" when unknown), ``model`` only its name.  Version 1 recorded ``config_hash``, a hash of the
+model's config, instead: such files are still read (``fingerprint`` "" and ``config_hash``
+kept, see :class:`codec.checkpoint.ModelIdentity` for how a decoder checks them).
 
 ``num_samples`` is the valid length at the model's ``sample_rate``; decoding trims to it and,
 at ``original_sample_rate``, to ``original_num_samples``.  Readers check every field's type and
@@ -45,6 +50,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import struct
 import zlib
 from collections.abc import Callable, Iterator
@@ -62,13 +68,14 @@ EXTENSION = ".cdc"
 STREAM_EXTENSION = ".cdcs"  # a token stream saved to a file
 MAGIC = b"\x89CDC\r\n\x1a\n"
 STREAM_MAGIC = b"\x89CDS\r\n\x1a\n"
-VERSION = 1
+VERSION = 2
 MAX_HEADER_BYTES = 1 << 16
 MAX_PACKET_FRAMES = 1 << 16
 _PACK_SLICE = 1 << 18  # codes packed per numpy pass (multiple of 8)
 _PREFIX = struct.Struct("<8sHI")  # magic, version, header length
 _U32 = struct.Struct("<I")
 _END = struct.Struct("<QQ")
+_FINGERPRINT = re.compile("[0-9a-f]{64}")
 
 # Leading bytes of common files, so a wrong input is named rather than called "corrupt".
 _FOREIGN = {b"RIFF": "a WAV/RIFF file", b"fLaC": "a FLAC file", b"OggS": "an Ogg file", b"ID3": "an MP3 file"}
@@ -84,23 +91,25 @@ class StreamHeader:
 
     Attributes:
         model: name of the model that made the codes.
-        config_hash: that model's config hash (a decoder refuses codes of another config).
+        fingerprint: that model's weights fingerprint (a decoder refuses codes of other weights).
         sample_rate: model sample rate (Hz).
         hop_length: samples per frame.
         channels: C, channels coded separately.
         num_codebooks: K, codes per channel per frame.
         codebook_size: entries per codebook (codes lie in ``0 .. codebook_size - 1``).
         original_sample_rate: rate of the audio that was encoded (decode restores it).
+        config_hash: the identity a version-1 file recorded instead of ``fingerprint`` ("" if none).
     """
 
     model: str
-    config_hash: str
+    fingerprint: str
     sample_rate: int
     hop_length: int
     channels: int
     num_codebooks: int
     codebook_size: int
     original_sample_rate: int
+    config_hash: str = ""
 
     @property
     def bits_per_code(self) -> int:
@@ -115,7 +124,10 @@ class StreamHeader:
         return self.channels * self.num_codebooks
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "frame_rate": self.frame_rate, "bits_per_code": self.bits_per_code}
+        doc = {**asdict(self), "frame_rate": self.frame_rate, "bits_per_code": self.bits_per_code}
+        if not self.config_hash:
+            del doc["config_hash"]
+        return doc
 
 
 @dataclass(frozen=True)
@@ -202,13 +214,14 @@ def header_from_codes(codes: Codes) -> FileHeader:
     orig_n = n if codes.original_lengths is None else int(codes.original_lengths[0])
     return FileHeader(
         model=codes.model,
-        config_hash=codes.config_hash,
+        fingerprint=codes.fingerprint,
         sample_rate=codes.sample_rate,
         hop_length=codes.hop_length,
         channels=codes.channels,
         num_codebooks=codes.num_codebooks,
         codebook_size=codes.codebook_size,
         original_sample_rate=orig_sr,
+        config_hash=codes.config_hash,
         num_frames=int(codes.frame_lengths[0]),
         num_samples=n,
         original_num_samples=orig_n,
@@ -266,6 +279,7 @@ def read_codes(path: str | Path) -> Codes:
         original_sample_rate=header.original_sample_rate,
         original_lengths=torch.tensor([header.original_num_samples]),
         model=header.model,
+        fingerprint=header.fingerprint,
         config_hash=header.config_hash,
     )
 
@@ -279,11 +293,13 @@ def _read(path: Path) -> tuple[FileHeader, torch.Tensor]:
     data = _read_bytes(path)
     if len(data) < _PREFIX.size:
         raise TokenFileError(f"{path}: truncated token file (header incomplete)")
-    length = _check_prefix(data[: _PREFIX.size], MAGIC, path)
+    version, length = _check_prefix(data[: _PREFIX.size], MAGIC, path)
     start = _PREFIX.size + length
     if len(data) < start:
         raise TokenFileError(f"{path}: truncated token file (header incomplete)")
-    header = _parse_json(data[_PREFIX.size : start], FileHeader, path, lambda: _check_crc(data, path))
+    header = _parse_json(
+        data[_PREFIX.size : start], FileHeader, path, lambda: _check_crc(data, path), version
+    )
     expected = start + header.payload_bytes + _U32.size
     if len(data) < expected:
         raise TokenFileError(f"{path}: truncated token file ({len(data)} of {expected} bytes)")
@@ -325,8 +341,8 @@ def _check_magic(head: bytes, magic: bytes, name: object) -> None:
     raise TokenFileError(f"{name}: not a codec {want} ({found})")
 
 
-def _check_prefix(prefix: bytes, magic: bytes, name: object) -> int:
-    """Check magic, version and header length; returns the header length."""
+def _check_prefix(prefix: bytes, magic: bytes, name: object) -> tuple[int, int]:
+    """Check magic, version and header length; returns the version and the header length."""
     _check_magic(prefix[: len(magic)], magic, name)
     _, version, length = _PREFIX.unpack(prefix)
     if version > VERSION:
@@ -335,15 +351,17 @@ def _check_prefix(prefix: bytes, magic: bytes, name: object) -> int:
         )
     if version < 1 or length > MAX_HEADER_BYTES:
         raise TokenFileError(f"{name}: corrupt (format version {version}, header length {length})")
-    return length
+    return version, length
 
 
-def _parse_json(text: bytes, cls: type[StreamHeader], name: object, verify: Callable[[], None]) -> Any:
+def _parse_json(
+    text: bytes, cls: type[StreamHeader], name: object, verify: Callable[[], None], version: int
+) -> Any:
     """Parse and validate a JSON header; ``verify`` runs first when it is invalid, so damage
     caught by a checksum is reported as corruption rather than as a bad field."""
     try:
         doc = json.loads(text.decode("utf-8"))
-        return parse_header(doc, cls, name)
+        return parse_header(doc, cls, name, version)
     except (UnicodeDecodeError, json.JSONDecodeError):
         verify()
         raise TokenFileError(f"{name}: corrupt header (not valid JSON)") from None
@@ -352,14 +370,20 @@ def _parse_json(text: bytes, cls: type[StreamHeader], name: object, verify: Call
         raise
 
 
-def parse_header(doc: Any, cls: type[StreamHeader], name: object) -> Any:
-    """Validate a header JSON object field by field and build ``cls`` from it."""
+def parse_header(doc: Any, cls: type[StreamHeader], name: object, version: int = VERSION) -> Any:
+    """Validate a header JSON object of format ``version`` field by field and build ``cls`` from it."""
     if not isinstance(doc, dict):
         raise TokenFileError(f"{name}: invalid header (not a JSON object)")
+    if version == 1:
+        # Version 1 identified the model by config_hash (required) and had no fingerprint.
+        if not isinstance(doc.get("config_hash"), str):
+            raise TokenFileError(f"{name}: invalid header field 'config_hash': {doc.get('config_hash')!r}")
+        doc = {**doc, "fingerprint": ""}
+    doc = {"config_hash": "", **doc}
     values = {}
     for f in fields(cls):
         value = doc.get(f.name)
-        want = str if f.name in ("model", "config_hash") else int
+        want = str if f.name in ("model", "fingerprint", "config_hash") else int
         if value is None or isinstance(value, bool) or not isinstance(value, want):
             raise TokenFileError(f"{name}: invalid header field {f.name!r}: {value!r}")
         values[f.name] = value
@@ -378,6 +402,8 @@ def _header_problem(h: StreamHeader, doc: dict[str, Any]) -> str | None:
         return f"codebook_size must be in 2..2**32, got {h.codebook_size}"
     if h.sample_rate > 10_000_000 or h.original_sample_rate > 10_000_000 or h.channels > 4096:
         return "sample rate or channel count out of range"
+    if h.fingerprint and not _FINGERPRINT.fullmatch(h.fingerprint):
+        return f"fingerprint must be 64 lowercase hex digits, got {h.fingerprint!r}"
     if doc.get("bits_per_code") != h.bits_per_code:
         return f"bits_per_code {doc.get('bits_per_code')!r} does not match codebook_size {h.codebook_size}"
     if isinstance(h, FileHeader):
@@ -453,7 +479,8 @@ class TokenStreamReader:
             raise TokenFileError(f"{name}: empty input (no token stream)")
         _check_magic(head, STREAM_MAGIC, name)
         prefix = head + self._read(_PREFIX.size - len(MAGIC))
-        text = self._read(_check_prefix(prefix, STREAM_MAGIC, name))
+        version, length = _check_prefix(prefix, STREAM_MAGIC, name)
+        text = self._read(length)
         crc = self._read(_U32.size)
 
         def verify() -> None:
@@ -461,7 +488,7 @@ class TokenStreamReader:
                 raise TokenFileError(f"{name}: corrupt stream header (CRC32 mismatch)")
 
         verify()
-        self.header: StreamHeader = _parse_json(text, StreamHeader, name, verify)
+        self.header: StreamHeader = _parse_json(text, StreamHeader, name, verify, version)
         self.end: StreamEnd | None = None
 
     def frames(self) -> Iterator[torch.Tensor]:

@@ -228,7 +228,7 @@ class CodesDecoder:
         codes = Codes(
             codes=torch.cat(self._codes, dim=-1), lengths=torch.tensor([num_samples]),
             sample_rate=c.sample_rate, hop_length=c.hop_length, codebook_size=c.codebook_size,
-            channels=self.channels, model=c.name, config_hash=c.config.hash(),
+            channels=self.channels, model=c.name, fingerprint=c.fingerprint,
         )  # fmt: skip
         wav = resample(c.decode(codes)[0], c.sample_rate, self.sample_rate)
         wav = torch.nn.functional.pad(wav, (0, max(0, out_num_samples - wav.shape[-1])))
@@ -409,12 +409,10 @@ def decode_codes(
 
 
 def check_header(codec: Codec, header: StreamHeader, name: object) -> None:
-    """Refuse codes made by another model config (or incompatible with this model)."""
-    if header.config_hash != codec.config.hash():
-        raise TokenFileError(
-            f"{name}: made by model {header.model!r} (config {header.config_hash}), not by the loaded model "
-            f"{codec.name!r} (config {codec.config.hash()}); pass the right --model"
-        )
+    """Refuse codes made by other weights (or incompatible with this model)."""
+    problem = codec.identity.mismatch(header.model, header.fingerprint, header.config_hash)
+    if problem:
+        raise TokenFileError(f"{name}: {problem}; pass the right --model")
     if header.num_codebooks > codec.total_codebooks or header.codebook_size != codec.codebook_size:
         raise TokenFileError(f"{name}: codes do not fit model {codec.name!r}")
 
@@ -449,7 +447,7 @@ def make_codes(codec: Codec, codes: torch.Tensor, enc: AudioEncoder) -> Codes:
         codes=codes, lengths=torch.tensor([enc.num_samples]), sample_rate=codec.sample_rate,
         hop_length=codec.hop_length, codebook_size=codec.codebook_size, channels=enc.channels,
         original_sample_rate=enc.sample_rate, original_lengths=torch.tensor([enc.original_num_samples]),
-        model=codec.name, config_hash=codec.config.hash(),
+        model=codec.name, fingerprint=codec.fingerprint,
     )  # fmt: skip
 
 

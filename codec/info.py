@@ -12,7 +12,7 @@ from typing import Any
 
 from codec import pretrained
 from codec.audio import AudioError, audio_info
-from codec.checkpoint import WEIGHTS_NAME, read_config
+from codec.checkpoint import WEIGHTS_NAME, CheckpointError, model_fingerprint, read_config
 from codec.fileformat import MAGIC, STREAM_MAGIC, TokenStreamReader, read_header
 from codec.model import build_model, count_parameters
 from codec.pretrained import NoBundledModelError
@@ -45,7 +45,7 @@ def describe_model(folder: Path) -> dict[str, Any]:
     q = cfg.quantizer
     weights = folder / WEIGHTS_NAME
     return {
-        "kind": "model", "path": str(folder), "name": cfg.name, "config_hash": cfg.hash(),
+        "kind": "model", "path": str(folder), "name": cfg.name, "fingerprint": _fingerprint(folder),
         "weights": f"{weights.stat().st_size} bytes" if weights.is_file() else "missing",
         "parameters": count_parameters(model), "sample_rate": cfg.sample_rate, "hop_length": cfg.hop_length,
         "frame_rate": cfg.frame_rate, "causal": cfg.causal, "lookahead_samples": model.decoder_delay,
@@ -54,6 +54,13 @@ def describe_model(folder: Path) -> dict[str, Any]:
         "bitrate_per_codebook_bps": cfg.frame_rate * math.log2(q.codebook_size),
         **({"metadata": metadata} if metadata else {}),
     }  # fmt: skip
+
+
+def _fingerprint(folder: Path) -> str:
+    try:
+        return model_fingerprint(folder)
+    except CheckpointError as err:
+        return f"unavailable ({err})"
 
 
 def describe_file(path: Path) -> dict[str, Any]:

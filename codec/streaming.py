@@ -89,7 +89,7 @@ class Stream:
         """Samples received by :meth:`encode` but not yet part of a complete frame."""
         return self._pending.shape[1]
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def encode(self, wav: torch.Tensor) -> torch.Tensor:
         """Args: wav ``[B, C, T]`` (any T >= 0) at the model's sample rate.
 
@@ -111,7 +111,7 @@ class Stream:
             return torch.zeros(self._rows, self.num_codebooks, 0, dtype=torch.long, device=self._device)
         return self.model.encode(x[:, :usable], self.num_codebooks, state=self._enc)
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """Args: codes ``[B * C, K, f]``. Returns ``[B, C, f * hop]``, lagging by :attr:`lookahead`."""
         check_codes(
@@ -123,7 +123,7 @@ class Stream:
         out = self.model.decode(codes.to(self._device), self._dec)
         return out.reshape(self.batch_size, self.channels, -1)
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def flush(self) -> StreamFlush:
         """End of input in both directions, then start afresh (see :class:`StreamFlush`)."""
         codes = torch.zeros(self._rows, self.num_codebooks, 0, dtype=torch.long, device=self._device)
@@ -141,7 +141,7 @@ class Stream:
         self._start()
         return StreamFlush(codes, wav)
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def reset(self, mask: torch.Tensor | None = None) -> None:
         """Restart all streams (``mask=None``) or the streams ``b`` where ``mask [B]`` is True.
 

@@ -18,9 +18,12 @@ from dataclasses import dataclass
 import torch
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Codes:
     """Codes of a batch and what is needed to decode them.
+
+    Two ``Codes`` are equal when every field is (tensors by value, on any device); they are
+    not hashable.
 
     Attributes:
         codes: ``[B * C, K, F]`` int64, frames past an item's ``frame_lengths`` hold codes of
@@ -32,8 +35,11 @@ class Codes:
         channels: C, channels per item.
         original_sample_rate: the input's sample rate (decode can restore it).
         original_lengths: ``[B]`` valid samples per item at ``original_sample_rate``.
-        model: name of the model that made the codes.
-        config_hash: hash of that model's config (catches decoding with the wrong model).
+        model: name of the model that made the codes (informational).
+        fingerprint: that model's weights fingerprint (:func:`codec.checkpoint.weights_fingerprint`);
+            decoding refuses codes of other weights.  "" when unknown (codes built by hand).
+        config_hash: only for codes read from a version-1 token file, which recorded a hash of
+            the model's config instead of a fingerprint; "" otherwise.
     """
 
     codes: torch.Tensor
@@ -45,7 +51,15 @@ class Codes:
     original_sample_rate: int | None = None
     original_lengths: torch.Tensor | None = None
     model: str = ""
+    fingerprint: str = ""
     config_hash: str = ""
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Codes):
+            return NotImplemented
+        return all(_same(getattr(self, f.name), getattr(other, f.name)) for f in dataclasses.fields(self))
+
+    __hash__ = None  # type: ignore[assignment]  # equality is by (mutable) tensor value
 
     @property
     def batch_size(self) -> int:
@@ -92,6 +106,14 @@ class Codes:
         return dataclasses.replace(
             self, codes=rows.contiguous(), lengths=self.lengths[index : index + 1], original_lengths=orig
         )
+
+
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        return a.shape == b.shape and a.dtype == b.dtype and torch.equal(a.cpu(), b.cpu())
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return False
+    return a == b
 
 
 def flatten_codes(codes: torch.Tensor, codebook_size: int) -> torch.Tensor:

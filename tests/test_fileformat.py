@@ -56,7 +56,7 @@ def test_round_trip_restores_everything(tmp_path: Path, codes: Codes) -> None:
     assert torch.equal(back.codes, codes.codes) and back.codes.dtype == torch.int64
     assert back.lengths.tolist() == codes.lengths.tolist()
     assert back.original_lengths.tolist() == [44100 + 123] and back.original_sample_rate == 44100
-    for name in ("sample_rate", "hop_length", "codebook_size", "channels", "model", "config_hash"):
+    for name in ("sample_rate", "hop_length", "codebook_size", "channels", "model", "fingerprint"):
         assert getattr(back, name) == getattr(codes, name)
     header = read_header(path)
     assert header.bits_per_code == 6 and header.num_frames == codes.num_frames
@@ -111,7 +111,7 @@ def test_packing_is_msb_first_and_sliced_seamlessly(monkeypatch) -> None:
         (lambda d: b"RIFF" + d[4:], "looks like a WAV"),
         (lambda d: bytes(range(256)) * 4, "not a codec token file"),
         (lambda d: STREAM_MAGIC + d[8:], "token stream"),
-        (lambda d: d[:8] + struct.pack("<H", 2) + d[10:], "version 2 is newer"),
+        (lambda d: d[:8] + struct.pack("<H", 3) + d[10:], "version 3 is newer"),
         (lambda d: d[:8] + struct.pack("<H", 0) + d[10:], "corrupt"),
         (lambda d: d[:10] + struct.pack("<I", 10**8) + d[14:], "corrupt"),
         (lambda d: _rewrite(d, lambda h: h.update(channels="2")), "channels"),
@@ -119,7 +119,10 @@ def test_packing_is_msb_first_and_sliced_seamlessly(monkeypatch) -> None:
         (lambda d: _rewrite(d, lambda h: h.update(bits_per_code=7)), "bits_per_code"),
         (lambda d: _rewrite(d, lambda h: h.update(num_frames=h["num_frames"] - 1)), "num_frames"),
         (lambda d: _rewrite(d, lambda h: h.update(num_samples=h["num_samples"] - 500)), "num_"),
-        (lambda d: _rewrite(d, lambda h: h.pop("config_hash")), "config_hash"),
+        (lambda d: _rewrite(d, lambda h: h.pop("fingerprint")), "fingerprint"),
+        (lambda d: _rewrite(d, lambda h: h.update(fingerprint="ABC")), "fingerprint must be 64"),
+        (lambda d: _rewrite(d, lambda h: h.update(fingerprint=7)), "fingerprint"),
+        (lambda d: _rewrite(d, lambda h: h.update(config_hash=7)), "config_hash"),
         (lambda d: _rewrite(d, lambda h: h.update(sample_rate=True)), "sample_rate"),
         (lambda d: _rewrite(d, lambda h: h.update(channels=1)), "truncated|trailing"),
     ],
@@ -137,7 +140,7 @@ def test_codes_outside_the_codebook_are_refused(tmp_path: Path, debug_codec: Cod
     # Codebook of 5 entries (3 bits): the value 7 fits the bits but not the codebook.
     fake = Codes(
         codes=torch.full((1, 2, 4), 7), lengths=torch.tensor([4 * 160]), sample_rate=16000,
-        hop_length=160, codebook_size=8, model="x", config_hash="h",
+        hop_length=160, codebook_size=8, model="x",
     )  # fmt: skip
     data = write_codes(tmp_path / "x.cdc", fake).read_bytes()
     (tmp_path / "x.cdc").write_bytes(_rewrite(data, lambda h: h.update(codebook_size=5)))
