@@ -30,16 +30,27 @@ def test_causal_depthwise_conv_streams_bit_exactly() -> None:
     assert torch.equal(_chunked(lambda c: conv(c, state), x, 1), conv(x))
 
 
-@torch.no_grad()
 @pytest.mark.parametrize("causal", [True, False])
 def test_depthwise_conv_matches_library_conv(causal: bool) -> None:
     conv = FrameConv1d(6, 4, causal=causal).eval()
     x = torch.randn(3, 20, 6)
     left = 3 if causal else 1
-    ref = F.conv1d(F.pad(x.transpose(1, 2), (left, 3 - left)), conv.weight[:, None], conv.bias, groups=6)
-    torch.testing.assert_close(conv(x), ref.transpose(1, 2), atol=1e-6, rtol=1e-6)
+    with torch.no_grad():
+        ref = F.conv1d(F.pad(x.transpose(1, 2), (left, 3 - left)), conv.weight[:, None], conv.bias, groups=6)
+        torch.testing.assert_close(conv(x), ref.transpose(1, 2), atol=1e-6, rtol=1e-6)
+    # The training path (another implementation) runs only in training mode with gradients on.
     conv.train()
-    torch.testing.assert_close(conv(x), ref.transpose(1, 2), atol=1e-6, rtol=1e-6)
+    out = conv(x.requires_grad_())
+    assert out.requires_grad
+    torch.testing.assert_close(out.detach(), ref.transpose(1, 2), atol=1e-6, rtol=1e-6)
+
+
+def test_causal_conv_training_path_never_reads_the_future() -> None:
+    conv = FrameConv1d(4, 3, causal=True).train()
+    x = torch.randn(1, 10, 4, requires_grad=True)
+    conv(x)[:, 5].sum().backward()
+    assert x.grad[:, 6:].abs().max() == 0, "output frame 5 depends on later input frames"
+    assert x.grad[:, 3:6].abs().min() > 0 and x.grad[:, :3].abs().max() == 0
 
 
 @torch.no_grad()
