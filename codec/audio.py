@@ -47,15 +47,15 @@ class Audio:
 
 @dataclass(frozen=True)
 class AudioInfo:
-    """Header of an audio file: ``frames`` samples per channel at ``sample_rate``."""
+    """Header of an audio file: ``num_samples`` samples per channel at ``sample_rate``."""
 
     sample_rate: int
     channels: int
-    frames: int
+    num_samples: int
 
     @property
     def duration(self) -> float:
-        return self.frames / self.sample_rate
+        return self.num_samples / self.sample_rate
 
 
 def audio_info(path: str | Path) -> AudioInfo:
@@ -65,7 +65,7 @@ def audio_info(path: str | Path) -> AudioInfo:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError, TypeError) as err:
         raise AudioError(f"{path}: not a readable audio file ({_short(err)})") from None
-    if info.frames <= 0:
+    if info.frames <= 0:  # soundfile's "frames" are samples per channel
         raise AudioError(f"{path}: empty audio (zero samples)")
     return AudioInfo(int(info.samplerate), int(info.channels), int(info.frames))
 
@@ -112,14 +112,14 @@ def check_wav_complete(path: Path) -> None:
             pos += 8 + length + (length & 1)
 
 
-def iter_audio_blocks(path: str | Path, block_frames: int) -> Iterator[torch.Tensor]:
-    """Read an audio file in blocks of ``block_frames`` samples: yields ``[C, n]`` float32."""
+def iter_audio_blocks(path: str | Path, block_samples: int) -> Iterator[torch.Tensor]:
+    """Read an audio file in blocks of ``block_samples`` samples: yields ``[C, n]`` float32."""
     path = _existing_file(path)
     check_wav_complete(path)
     try:
         with sf.SoundFile(str(path)) as f:
             while True:
-                data = f.read(block_frames, dtype="float32", always_2d=True)
+                data = f.read(block_samples, dtype="float32", always_2d=True)
                 if data.shape[0] == 0:
                     return
                 if not np.isfinite(data).all():

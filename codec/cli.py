@@ -340,9 +340,9 @@ def _encode_stream(
         raise AudioError(str(err) if str(err).startswith(name) else f"{name}: {err}") from None
     if enc.original_num_samples == 0:
         raise AudioError(f"{name}: empty input (zero samples)")
-    if source != "-" and enc.original_num_samples != info.frames:
+    if source != "-" and enc.original_num_samples != info.num_samples:
         raise AudioError(
-            f"{name}: truncated (header says {info.frames} samples, read {enc.original_num_samples})"
+            f"{name}: truncated (header says {info.num_samples} samples, read {enc.original_num_samples})"
         )
     if writer is not None:
         writer.close(enc.num_samples, enc.original_num_samples)

@@ -262,17 +262,17 @@ def encode_file(
     )
     # One tensor sized from the header, filled in place: hundreds of small chunks kept until
     # the end would fragment the heap and let the peak memory creep up with the file length.
-    samples = int(resampled_length(info.frames, info.sample_rate, codec.sample_rate))
+    samples = int(resampled_length(info.num_samples, info.sample_rate, codec.sample_rate))
     codes = torch.empty(info.channels, enc.num_codebooks, -(-samples // codec.hop_length), dtype=torch.long)
     filled = 0
     for chunk in enc.run(_counted(read_blocks(path, info.sample_rate, block_seconds), progress)):
         if filled + chunk.shape[-1] > codes.shape[-1]:
-            raise AudioError(f"{path}: holds more audio than its header says ({info.frames} samples)")
+            raise AudioError(f"{path}: holds more audio than its header says ({info.num_samples} samples)")
         codes[..., filled : filled + chunk.shape[-1]] = chunk
         filled += chunk.shape[-1]
-    if enc.original_num_samples != info.frames:
+    if enc.original_num_samples != info.num_samples:
         raise AudioError(
-            f"{path}: truncated (header says {info.frames} samples, read {enc.original_num_samples})"
+            f"{path}: truncated (header says {info.num_samples} samples, read {enc.original_num_samples})"
         )
     return make_codes(codec, codes, enc)
 

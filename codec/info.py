@@ -84,7 +84,7 @@ def describe_file(path: Path) -> dict[str, Any]:
             raise DescribeError(f"{path}: not a model directory, token file or audio file") from None
         return {
             "kind": "audio", "path": str(path), "sample_rate": info.sample_rate, "channels": info.channels,
-            "frames": info.frames, "duration_s": round(info.duration, 3),
+            "num_samples": info.num_samples, "duration_s": round(info.duration, 3),
         }  # fmt: skip
     bitrate = h.frame_rate * h.num_codebooks * math.log2(h.codebook_size)
     return {

@@ -92,8 +92,7 @@ def evaluate(codec: Codec, files: list[Path], codebooks: list[int]) -> Evaluatio
         seconds += ref.shape[-1] / sr
         with torch.inference_mode():
             full = codec.encode(ref, sample_rate=sr).codes[0]  # [K, F]
-            for k in range(full.shape[0]):
-                counts[k] += torch.bincount(full[k], minlength=codec.codebook_size).float()
+            counts += M.code_usage(full, codec.codebook_size)
             for k in codebooks:
                 est = codec.decode(codec.encode(ref, sample_rate=sr, num_codebooks=k))[0, 0]
                 scores[k].add(ref, est, sr)
