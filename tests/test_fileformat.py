@@ -6,6 +6,7 @@ import dataclasses
 import io
 import itertools
 import json
+import re
 import struct
 import zlib
 from pathlib import Path
@@ -26,6 +27,7 @@ from codec.fileformat import (
     bits_per_code,
     header_from_codes,
     pack_codes,
+    parse_header,
     read_codes,
     read_header,
     unpack_codes,
@@ -89,6 +91,14 @@ def test_bit_packing_round_trips_at_every_width(size: int) -> None:
     assert np.array_equal(unpack_codes(data, 1001, bits), values)
 
 
+def test_packing_widths_are_1_to_32_bits() -> None:
+    top = np.array([2**32 - 1, 0, 2**31])
+    assert np.array_equal(unpack_codes(pack_codes(top, 32), 3, 32), top)
+    for bits in (0, 33):
+        with pytest.raises(ValueError, match=re.escape("bits must be in 1..32")):
+            pack_codes(top, bits)
+
+
 def test_packing_is_msb_first_and_sliced_seamlessly(monkeypatch) -> None:
     assert pack_codes(np.array([5, 3, 1]), 3) == bytes([0b10101100, 0b10000000])
     values = np.random.default_rng(0).integers(0, 1000, 1003)
@@ -105,12 +115,14 @@ def test_packing_is_msb_first_and_sliced_seamlessly(monkeypatch) -> None:
         (lambda d: d[:5], "truncated"),
         (lambda d: d[:20], "truncated"),
         (lambda d: d[:-10], "truncated"),
-        (lambda d: d + b"\0", "trailing"),
+        (lambda d: d + b"\0", r"\(1 unexpected trailing"),
         (lambda d: d[:-40] + bytes([d[-40] ^ 1]) + d[-39:], "CRC32"),
         (lambda d: d[:30] + b"#" + d[31:], "corrupt"),
         (lambda d: b"RIFF" + d[4:], "looks like a WAV"),
-        (lambda d: bytes(range(256)) * 4, "not a codec token file"),
-        (lambda d: STREAM_MAGIC + d[8:], "token stream"),
+        (lambda d: bytes(range(256)) * 4, r"not a codec token file \(unknown leading bytes\)"),
+        (lambda d: STREAM_MAGIC + d[8:], "this is a codec token stream, expected a token file"),
+        # A header that parses but is inconsistent, CRC not fixed: reported as damage.
+        (lambda d: d.replace(b'"bits_per_code":6', b'"bits_per_code":7'), "CRC32"),
         (lambda d: d[:8] + struct.pack("<H", 3) + d[10:], "version 3 is newer"),
         (lambda d: d[:8] + struct.pack("<H", 0) + d[10:], "corrupt"),
         (lambda d: d[:10] + struct.pack("<I", 10**8) + d[14:], "corrupt"),
@@ -225,3 +237,62 @@ def test_damaged_streams_fail_clearly(codes: Codes, cut, message: str) -> None:
     with pytest.raises(TokenFileError, match=message) as info:
         list(TokenStreamReader(io.BytesIO(data), "<stdin>").frames())
     assert "<stdin>" in str(info.value)
+
+
+def _header_doc(**changes) -> dict:
+    doc = {
+        "model": "m", "fingerprint": "", "sample_rate": 16000, "hop_length": 160, "channels": 1,
+        "num_codebooks": 2, "codebook_size": 64, "bits_per_code": 6, "original_sample_rate": 16000,
+        "num_frames": 1, "num_samples": 1, "original_num_samples": 1,
+    }  # fmt: skip
+    doc.update(changes)
+    if "codebook_size" in changes:
+        doc["bits_per_code"] = bits_per_code(changes["codebook_size"])
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("changes", "problem"),
+    [  # each limit is accepted, one past it is refused with the field and value named
+        ({"codebook_size": 2}, None),
+        ({"codebook_size": 2**32}, None),
+        ({"codebook_size": 1}, "codebook_size must be in 2..2**32, got 1"),
+        ({"codebook_size": 2**32 + 1}, "codebook_size must be in 2..2**32"),
+        ({"sample_rate": 10_000_000, "original_sample_rate": 10_000_000, "channels": 4096}, None),
+        ({"sample_rate": 10_000_001}, "sample rate or channel count out of range"),
+        ({"original_sample_rate": 10_000_001, "original_num_samples": 626}, "sample rate or channel count"),
+        ({"channels": 4097}, "sample rate or channel count out of range"),
+        ({"hop_length": 0}, "hop_length must be >= 1, got 0"),
+        ({"num_codebooks": 0}, "num_codebooks must be >= 1, got 0"),
+        (
+            {"num_samples": 0, "original_num_samples": 0, "num_frames": 0},
+            "num_samples and original_num_samples",
+        ),
+        ({"original_num_samples": 0}, "num_samples and original_num_samples must be >= 1"),
+        ({"bits_per_code": 7}, "bits_per_code 7 does not match codebook_size 64"),
+    ],
+)
+def test_header_limits(changes: dict, problem: str | None) -> None:
+    doc = _header_doc(**changes)
+    if problem is None:
+        assert parse_header(doc, FileHeader, "h").codebook_size == doc["codebook_size"]
+    else:
+        with pytest.raises(TokenFileError, match=re.escape(problem)):
+            parse_header(doc, FileHeader, "h")
+
+
+def test_header_is_sorted_compact_json(tmp_path: Path, codes: Codes) -> None:
+    data = write_codes(tmp_path / "x.cdc", codes).read_bytes()
+    n = struct.unpack_from("<I", data, 10)[0]
+    text = data[14 : 14 + n]
+    assert text == json.dumps(json.loads(text), sort_keys=True, separators=(",", ":")).encode()
+
+
+def test_writer_refuses_a_code_equal_to_the_codebook_size(tmp_path: Path) -> None:
+    fake = Codes(
+        codes=torch.tensor([[[0], [4]]]), lengths=torch.tensor([160]), sample_rate=16000,
+        hop_length=160, codebook_size=4,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=re.escape("codes out of range 0..3")):
+        write_codes(tmp_path / "x.cdc", fake)
+    assert not (tmp_path / "x.cdc").exists()

@@ -124,3 +124,16 @@ def test_linear_matches_reference_for_any_rank() -> None:
     x = torch.randn(2, 4, 5)
     torch.testing.assert_close(lin(x), x @ lin.weight + lin.bias)
     assert lin(torch.randn(7, 5)).shape == (7, 3)
+
+
+def test_initialisation_scales() -> None:
+    """Initial weights keep activations at unit scale (a wrong scale trains badly or diverges)."""
+    torch.manual_seed(0)
+    lin = Linear(400, 300)
+    bound = 1 / 400**0.5
+    for t in (lin.weight, lin.bias):
+        assert t.abs().max() <= bound and t.min() < -0.9 * bound and t.max() > 0.9 * bound
+    conv = FrameConv1d(512, 9, causal=True)
+    assert 0.9 < conv.weight.std().item() * 9**0.5 < 1.1 and conv.bias.abs().max() == 0
+    block = ConvNeXtTrunk(16, 32, 1, 3, causal=True).blocks[0]
+    assert torch.equal(block.gamma, torch.full((16,), 1 / 8)) and block.norm.eps == 1e-6
