@@ -47,7 +47,8 @@ _MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
 
 def weights_fingerprint(state: Mapping[str, torch.Tensor]) -> str:
     """The identity of a set of weights: sha256 (64 hex digits) of every tensor's name, dtype,
-    shape and bytes, in name order.
+    shape and bytes, in name order.  Model directories record it for the weights as the loaded
+    model holds them (float16 storage upcast to float32).
 
     It depends only on the tensors, not on how the safetensors file lays them out or on its
     metadata, so re-saving the same weights keeps the identity and any changed value changes it.
@@ -167,6 +168,7 @@ def save_model(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    held = {k: v.dtype for k, v in state.items()}
     if dtype is not None:
         state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
         overflow = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
@@ -176,7 +178,9 @@ def save_model(
     doc = {
         "format_version": FORMAT_VERSION,
         "config": model.cfg.to_dict(),
-        "fingerprint": weights_fingerprint(state),
+        # The weights as loading gives them back (upcast to the model's dtypes): the identity
+        # does not depend on the storage type.
+        "fingerprint": weights_fingerprint({k: v.to(held[k]) for k, v in state.items()}),
         "metadata": metadata or {},
     }
     text = json.dumps(doc, indent=2, sort_keys=True) + "\n"
@@ -271,13 +275,13 @@ def load_checkpoint(directory: str | Path, device: str | torch.device | None = N
             )
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise CheckpointError(f"{weights}: tensor {name} contains NaN or Inf")
-    fingerprint = weights_fingerprint(state)
+    model.load_state_dict(state, strict=True)
+    fingerprint = weights_fingerprint(model.state_dict())  # as held: float16 storage is upcast
     if doc["fingerprint"] is not None and doc["fingerprint"] != fingerprint:
         raise CheckpointError(
             f"{weights}: the weights are not the ones config.json records (fingerprint "
             f"{fingerprint[:12]}, recorded {doc['fingerprint'][:12]}): the file was changed or is corrupt"
         )
-    model.load_state_dict(state, strict=True)
     return Checkpoint(model.to(device or "cpu").eval(), fingerprint, doc["config"], doc.get("metadata", {}))
 
 

@@ -86,6 +86,15 @@ def test_fingerprint_is_recorded_verified_and_tracks_every_weight(tmp_path: Path
         load_checkpoint(folder)
 
 
+def test_half_precision_storage_keeps_the_identity_of_the_loaded_weights(tmp_path: Path, debug_codec) -> None:
+    half = save_model(debug_codec.model, tmp_path / "half", dtype=torch.float16)
+    loaded = Codec.from_pretrained(half)
+    assert model_fingerprint(half) == loaded.fingerprint  # what the float32 model holds
+    # Written again in float32, the same loaded weights are the same model.
+    assert model_fingerprint(save_model(loaded.model, tmp_path / "full")) == loaded.fingerprint
+    assert loaded.fingerprint != debug_codec.fingerprint  # rounding to float16 changed weights
+
+
 def test_version_1_directories_and_renames_keep_their_identity(tmp_path: Path, debug_codec: Codec) -> None:
     folder = save_model(debug_codec.model, tmp_path / "m")
     path = folder / "config.json"
