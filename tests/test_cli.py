@@ -20,15 +20,9 @@ import torch
 from codec import Codec
 from codec.checkpoint import WEIGHTS_NAME, save_model
 from codec.cli import main
-from codec.fileformat import (
-    STREAM_MAGIC,
-    StreamHeader,
-    TokenStreamWriter,
-    header_from_codes,
-    read_codes,
-    write_codes,
-)
+from codec.fileformat import STREAM_MAGIC, StreamHeader, header_from_codes, read_codes, write_codes
 from codec.pretrained import available
+from codec.tokenstream import TokenStreamWriter
 from tests.conftest import speech_like
 
 CLI = [sys.executable, "-m", "codec.cli"]
@@ -125,12 +119,12 @@ def test_console_entry_points_and_exit_codes(tmp_path, stereo, model_dir) -> Non
 
 
 def test_internal_errors_exit_1_with_one_line(tmp_path, stereo, model_dir, capsys, monkeypatch) -> None:
-    import codec.cli
+    import codec.commands
 
     def boom(*args, **kwargs):
         raise RuntimeError("kaboom")
 
-    monkeypatch.setattr(codec.cli, "encode_file", boom)
+    monkeypatch.setattr(codec.commands, "encode", boom)
     code, err = _run(["encode", stereo, "-o", tmp_path / "x.cdc", "--model", model_dir], capsys)
     assert code == 1 and "internal error" in err and "kaboom" in err and len(err.strip().splitlines()) == 1
     with pytest.raises(RuntimeError, match="kaboom"):
@@ -199,7 +193,7 @@ def token_file(tmp_path, debug_codec: Codec) -> Path:
         (lambda p, d: sf.write(p, np.zeros((100, 1)), 16000, format="WAV"), "looks like a WAV"),
         (
             lambda p, d: p.write_bytes(p.read_bytes()[:8] + b"\x07\x00" + p.read_bytes()[10:]),
-            "version 7 is newer",
+            "corrupt token file (CRC32 mismatch)",
         ),
         (
             lambda p, d: write_codes(p, d.encode(speech_like(800)[None], 16000)),

@@ -13,16 +13,11 @@ import torchaudio.functional as AF
 
 from codec import Codec
 from codec.audio import AudioError
-from codec.blockio import BlockResampler, read_pcm, to_pcm
 from codec.fileformat import TokenFileError, write_codes
-from codec.files import (
-    AudioEncoder,
-    CodesDecoder,
-    chunk_frames,
-    decode_file,
-    decode_to_file,
-    encode_file,
-)
+from codec.pipeline import decode_file, decode_to_file, encode_file
+from codec.pipeline.coders import AudioEncoder, CodesDecoder, chunk_frames
+from codec.pipeline.pcm import read_pcm, to_pcm
+from codec.pipeline.resample import BlockResampler
 from codec.streaming import Stream
 from tests.conftest import speech_like
 
