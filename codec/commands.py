@@ -203,6 +203,7 @@ def _decode_job(args: argparse.Namespace) -> Callable[[str | Path, Path | None, 
             if target is None:
                 decode(codec, src, PcmSink(std("stdout"), args.pcm_format), out_sr)
                 return
+            check_write_limits(target, out_sr, src.header.channels)  # before any decoding
             sink = AudioFileSink(target, out_sr, replace=replace)
             with progress_bar(args, total=src.frames, unit="frame", leave=False) as bar:
                 decode(codec, src, sink, out_sr, bar.update)

@@ -156,4 +156,6 @@ def _raise_terminated(signum: int, frame: object) -> None:
 
 
 def _one_line(text: str) -> str:
+    # File names that are not UTF-8 hold surrogates, which no UTF-8 stream can print.
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return " ".join(text.split())

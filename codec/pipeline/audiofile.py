@@ -124,10 +124,11 @@ class AudioFileSource:
         try:
             with quiet_native_stderr():
                 handle = sf.SoundFile(os.fsencode(self.path))
+            read = _read if self.info.frames is not None else _read_undeclared
             with handle as f:  # quiet only around native calls: the consumer may print between
                 while True:
                     with quiet_native_stderr():
-                        data = f.read(self.block_frames, dtype="float32", always_2d=True)
+                        data = read(f, self.block_frames)
                     if data.shape[0] == 0:
                         break
                     if not np.isfinite(data).all():
@@ -143,6 +144,22 @@ class AudioFileSource:
             raise AudioError(
                 f"{self.path}: truncated (header says {declared} samples, read {self.frames_read})"
             )
+
+
+def _read(f: sf.SoundFile, frames: int) -> np.ndarray:
+    return f.read(frames, dtype="float32", always_2d=True)
+
+
+def _read_undeclared(f: sf.SoundFile, frames: int) -> np.ndarray:
+    """Read ``frames`` from a file whose length is not declared (a FLAC with total_samples 0).
+
+    ``SoundFile.read`` seeks to the end of what it read after every block, and libsndfile
+    cannot seek in such a file ("Internal psf_fseek() failed"), so this calls libsndfile's
+    ``sf_readf_float`` directly, as soundfile itself does underneath, without the seek.
+    """
+    out = np.empty((frames, f.channels), dtype=np.float32)
+    n = sf._snd.sf_readf_float(f._file, sf._ffi.cast("float *", out.ctypes.data), frames)
+    return out[:n]
 
 
 def load_audio(path: str | Path) -> Audio:

@@ -50,11 +50,16 @@ class PcmSource:
 
     def blocks(self) -> Iterator[torch.Tensor]:
         """Yields ``[C, n]`` as data arrives; raises :class:`AudioError` on NaN/Inf, stray bytes."""
-        for block in read_pcm(self.inp, self.channels, self.pcm_format, self.block_bytes):
-            if not torch.isfinite(block).all():
-                raise AudioError(f"{self.name}: audio contains NaN or Inf samples")
-            self.frames_read += block.shape[-1]
-            yield block
+        try:
+            for block in read_pcm(self.inp, self.channels, self.pcm_format, self.block_bytes):
+                if not torch.isfinite(block).all():
+                    raise AudioError(f"{self.name}: audio contains NaN or Inf samples")
+                self.frames_read += block.shape[-1]
+                yield block
+        except AudioError as err:
+            if str(err).startswith(self.name):
+                raise
+            raise AudioError(f"{self.name}: {err}") from None
         if self.frames_read == 0:
             raise AudioError(f"{self.name}: empty input (zero samples)")
 
