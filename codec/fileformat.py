@@ -37,6 +37,9 @@ range and their consistency (``num_frames = ceil(num_samples / hop_length)``, ``
 matches ``codebook_size``, the two lengths agree); unknown keys are ignored, so version 1 can
 gain optional fields.  A change readers must understand bumps the version.
 
+The token stream's reader and writer are in :mod:`codec.tokenstream`, the bit packing in
+:mod:`codec.bitpack`.
+
 The magic numbers follow PNG's trick: a non-ASCII first byte and CR LF / ^Z / LF bytes that
 text-mode transfers would mangle, so such damage is caught at once.
 """

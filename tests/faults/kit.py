@@ -1,12 +1,21 @@
-"""Good inputs and ways to damage them, for the bad-input table (one function per kind of damage)."""
+"""Good inputs and ways to damage them, for the bad-input tables (one function per kind of damage).
+
+The tables run ``codec`` in this process; with ``CODEC_TEST_CLI`` set (a command line, e.g.
+``"codec"`` for an installed one, or another checkout's ``python -m codec.cli``) they run that
+command instead, so the same cases can be tried against any build.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import io
 import json
+import os
 import re
+import shlex
 import struct
+import subprocess
+import sys
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -146,14 +155,33 @@ def listing(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
 
 
+def cli_command() -> list[str]:
+    """How subprocess tests start ``codec``: ``CODEC_TEST_CLI`` or this checkout's module."""
+    env = os.environ.get("CODEC_TEST_CLI")
+    return shlex.split(env) if env else [sys.executable, "-m", "codec.cli"]
+
+
 def run_case(argv: list, stdin: bytes | None, capsysbinary, monkeypatch) -> tuple[int, str]:
-    """Run ``codec argv`` in this process with ``stdin``; returns (status, stderr)."""
+    """Run ``codec argv`` with ``stdin``; returns (status, stderr)."""
+    code, _, err = run_cli(argv, capsysbinary, monkeypatch, stdin)
+    return code, err
+
+
+def run_cli(argv: list, capsysbinary, monkeypatch, stdin: bytes | None = None) -> tuple[int, str, str]:
+    """Run ``codec argv`` (in this process unless ``CODEC_TEST_CLI`` is set); returns
+    (status, stdout, stderr)."""
     from codec.cli import main
 
+    if os.environ.get("CODEC_TEST_CLI"):
+        run = subprocess.run(
+            [*cli_command(), *map(str, argv)], input=stdin or b"", capture_output=True, cwd=os.getcwd()
+        )
+        return run.returncode, run.stdout.decode(errors="replace"), run.stderr.decode(errors="replace")
     if stdin is not None:
         monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(stdin)))
     code = main([str(a) for a in argv])
-    return code, capsysbinary.readouterr().err.decode(errors="replace")
+    out = capsysbinary.readouterr()
+    return code, out.out.decode(errors="replace"), out.err.decode(errors="replace")
 
 
 def check_one_line(err: str, status: int, fragment: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
 import pytest
 import soundfile as sf
@@ -13,7 +12,6 @@ import torch
 
 from codec import Codec, Codes
 from codec.audio import MAX_RATIO_PRODUCT, AudioError, resample, resample_ratio
-from codec.cli import main
 from codec.fileformat import read_codes, write_codes
 from codec.pipeline import encode_file
 from codec.pipeline.resample import BlockResampler
@@ -22,7 +20,7 @@ from codec.tokens import unflatten_tokens
 from tests.conftest import speech_like
 from tests.faults import kit as K
 
-CLI = [sys.executable, "-m", "codec.cli"]
+CLI = K.cli_command()
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +28,9 @@ def kit(tmp_path_factory, debug_codec, noncausal_codec) -> K.Kit:
     return K.make_kit(tmp_path_factory.mktemp("kit"), debug_codec, noncausal_codec)
 
 
-def test_folder_mode_reports_every_kind_of_failure_and_goes_on(tmp_path, kit, capsys) -> None:
+def test_folder_mode_reports_every_kind_of_failure_and_goes_on(
+    tmp_path, kit, capsysbinary, monkeypatch
+) -> None:
     src = tmp_path / "in"
     src.mkdir()
     (src / "a.cdc").write_bytes(kit.cdc.read_bytes())
@@ -41,8 +41,9 @@ def test_folder_mode_reports_every_kind_of_failure_and_goes_on(tmp_path, kit, ca
     os.symlink(src / "gone.cdc", src / "c.cdc")  # a dangling link is reported, not skipped
     (src / "d.cdcs").write_bytes(kit.cdcs.read_bytes() * 2)
     (src / "e.cdc").write_bytes(kit.cdc.read_bytes())
-    code = main(["decode", str(src), "-o", str(tmp_path / "out"), "--model", str(kit.model), "-q"])
-    err = capsys.readouterr().err.strip().splitlines()
+    argv = ["decode", src, "-o", tmp_path / "out", "--model", kit.model, "-q"]
+    code, _, err = K.run_cli(argv, capsysbinary, monkeypatch)
+    err = err.strip().splitlines()
     assert code == 2
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.wav", "e.wav"]
     assert len(err) == 4 and "3 of 5 files failed" in err[-1]
@@ -51,54 +52,60 @@ def test_folder_mode_reports_every_kind_of_failure_and_goes_on(tmp_path, kit, ca
     assert "d.cdcs" in err[2] and "data after the end packet" in err[2]
 
 
-def test_skip_existing_redoes_an_incomplete_output(tmp_path, kit, capsys) -> None:
+def test_skip_existing_redoes_an_incomplete_output(tmp_path, kit, capsysbinary, monkeypatch) -> None:
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()
     out.mkdir()
     (src / "a.cdc").write_bytes(kit.cdc.read_bytes())
     (src / "b.cdc").write_bytes(kit.cdc.read_bytes())
-    argv = ["decode", str(src), "-o", str(out), "--model", str(kit.model), "-q"]
-    assert main(argv) == 0
+    argv = ["decode", src, "-o", out, "--model", kit.model, "-q"]
+    assert K.run_cli(argv, capsysbinary, monkeypatch)[0] == 0
     kept = (out / "a.wav").stat().st_mtime_ns
     K.cut(out / "b.wav", 0.5)  # left by a run that something else cut short
-    assert main([*argv, "--skip-existing"]) == 0
+    assert K.run_cli([*argv, "--skip-existing"], capsysbinary, monkeypatch) == (0, "", "")
     assert (out / "a.wav").stat().st_mtime_ns == kept  # complete: kept
     assert sf.info(out / "b.wav").frames == 32000  # incomplete: decoded again
-    assert capsys.readouterr().err == ""
 
 
-def test_names_that_are_not_utf8(tmp_path, kit, capsys) -> None:
+def test_names_that_are_not_utf8(tmp_path, kit, capsysbinary, monkeypatch) -> None:
     name = os.fsdecode(b"bad\xffbyte")
     src = tmp_path / f"{name}.wav"
     src.write_bytes(kit.wav.read_bytes())
-    assert main(["encode", str(src), "-o", str(tmp_path / f"{name}.cdc"), "--model", str(kit.model)]) == 0
+    argv = ["encode", src, "-o", tmp_path / f"{name}.cdc", "--model", kit.model]
+    assert K.run_cli(argv, capsysbinary, monkeypatch)[0] == 0
     assert read_codes(tmp_path / f"{name}.cdc").num_frames == 200
     folder = tmp_path / "tree"
     folder.mkdir()
     (folder / f"{name}.wav").write_bytes(kit.wav.read_bytes())
     (folder / f"{name}2.wav").write_text("not audio")
-    assert main(["encode", str(folder), "-o", str(tmp_path / "tok"), "--model", str(kit.model), "-q"]) == 2
-    err = capsys.readouterr().err
+    code, _, err = K.run_cli(
+        ["encode", folder, "-o", tmp_path / "tok", "--model", kit.model, "-q"], capsysbinary, monkeypatch
+    )
+    assert code == 2
     assert "bad\\udcffbyte2.wav" in err or "bad\\xffbyte2.wav" in err
     assert [p.name for p in (tmp_path / "tok").iterdir()] == [f"{name}.cdc"]
 
 
-def test_a_flac_without_a_length_codes_like_one_with_it(tmp_path, kit, capsys) -> None:
+def test_a_flac_without_a_length_codes_like_one_with_it(tmp_path, kit, capsysbinary, monkeypatch) -> None:
     """total_samples = 0 means "unknown" in FLAC: a valid file, read to its end."""
     good = K.write_audio(tmp_path / "g.flac", 1.3)
     (tmp_path / "u.flac").write_bytes(good.read_bytes())
     unknown = K.flac_total_samples(tmp_path / "u.flac", 0)
     assert torch.equal(encode_file(kit.codec, unknown).codes, encode_file(kit.codec, good).codes)
-    assert main(["info", str(unknown), "--json"]) == 0
-    assert '"frames": 20800' in capsys.readouterr().out
+    code, out, _ = K.run_cli(["info", unknown, "--json"], capsysbinary, monkeypatch)
+    assert code == 0 and '"frames": 20800' in out
+    code, _, err = K.run_cli(
+        ["encode", unknown, "-o", tmp_path / "u.cdc", "--model", kit.model], capsysbinary, monkeypatch
+    )
+    assert code == 0, err
 
 
-def test_a_new_output_folder_is_removed_when_the_run_fails(tmp_path, kit, capsys) -> None:
+def test_a_new_output_folder_is_removed_when_the_run_fails(tmp_path, kit, capsysbinary, monkeypatch) -> None:
     cut = tmp_path / "cut.cdcs"
     cut.write_bytes(kit.cdcs.read_bytes()[:-21])  # no end packet: found only after decoding
     out = tmp_path / "new" / "deeper" / "x.wav"
-    assert main(["decode", str(cut), "-o", str(out), "--model", str(kit.model)]) == 2
-    assert "truncated token stream" in capsys.readouterr().err
+    code, _, err = K.run_cli(["decode", cut, "-o", out, "--model", kit.model], capsysbinary, monkeypatch)
+    assert code == 2 and "truncated token stream" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.cdcs"]
 
 

@@ -7,7 +7,6 @@ import random
 import resource
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,8 +18,9 @@ from codec.atomic import Output
 from codec.checkpoint import save_model
 from codec.fileformat import write_codes
 from tests.conftest import speech_like
+from tests.faults import kit as K
 
-CLI = [sys.executable, "-m", "codec.cli"]
+CLI = K.cli_command()
 
 
 @pytest.fixture(scope="module")
