@@ -202,6 +202,22 @@ class Output:
         self._lock = None
 
 
+def clear_stale(path: str | Path) -> None:
+    """Remove what writers of ``path`` that died left behind (temporary files, a lock file),
+    unless a writer is at work right now.  For outputs a run keeps rather than rewrites."""
+    out = Output(path)
+    if not out.path.parent.is_dir():
+        return
+    try:
+        out._take_lock()
+    except OutputBusyError:
+        return
+    try:
+        out._clear_stale()
+    finally:
+        out._release()
+
+
 def _glob_escape(name: str) -> str:
     return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 

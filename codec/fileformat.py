@@ -209,16 +209,20 @@ def write_codes(path: str | Path, codes: Codes, replace: bool = True) -> Path:
         replace: replace an existing file (otherwise that is an error).
     Returns: the path written.
     """
-    path = Path(path)
+    blob = token_file_bytes(codes)
+    with Output(path, replace=replace) as out:
+        out.tmp.write_bytes(blob)
+        return out.commit()
+
+
+def token_file_bytes(codes: Codes) -> bytes:
+    """The bytes of a token file holding one item (see :func:`write_codes`)."""
     header = header_from_codes(codes)
     frames = codes.codes[:, :, : header.num_frames]
     if frames.numel() and (int(frames.min()) < 0 or int(frames.max()) >= header.codebook_size):
         raise ValueError(f"codes out of range 0..{header.codebook_size - 1}")
     blob = _prefix(MAGIC, header) + encode_frames(frames, header.bits_per_code)
-    blob += _U32.pack(zlib.crc32(blob))
-    with Output(path, replace=replace) as out:
-        out.tmp.write_bytes(blob)
-        return out.commit()
+    return blob + _U32.pack(zlib.crc32(blob))
 
 
 def read_header(path: str | Path) -> FileHeader:

@@ -299,11 +299,12 @@ def quiet_native_stderr() -> Iterator[None]:
     libmpg123 prints warnings about damaged MP3 frames straight to stderr; the problem is
     reported once, by us, as one line.  Python's own ``sys.stderr`` is flushed first.
     """
-    try:
-        fd = sys.stderr.fileno()
+    with contextlib.suppress(AttributeError, OSError, ValueError):
         sys.stderr.flush()
+    fd = 2  # where native code writes, whatever Python's sys.stderr is
+    try:
         saved = os.dup(fd)
-    except (AttributeError, OSError, ValueError):  # no real stderr (captured, closed)
+    except OSError:  # stderr is closed: nothing to keep quiet
         yield
         return
     null = os.open(os.devnull, os.O_WRONLY)

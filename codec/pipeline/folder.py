@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from codec.atomic import clear_stale
 from codec.exitcodes import EXIT_BAD_INPUT, EXIT_OK, UsageError, exit_status
 
 
@@ -92,6 +93,7 @@ def run_folder(
     for job in progress(jobs):
         exists = job.target.exists()
         if exists and skip_existing and not force and complete(job.target):
+            clear_stale(job.target)  # a killed --force run may have left a temporary file
             result.skipped += 1
             continue
         try:

@@ -31,7 +31,7 @@ from codec.fileformat import (
     codes_from_header,
     header_from_codes,
     read_codes,
-    write_codes,
+    token_file_bytes,
 )
 from codec.tokens import Codes
 from codec.tokenstream import TokenStreamReader, TokenStreamWriter
@@ -212,16 +212,27 @@ class CodesSink:
 
 
 class TokenFileSink(CodesSink):
-    """Writes a token file (atomically, see :class:`codec.atomic.Output`) when the input ends."""
+    """Writes a token file when the input ends; the output is locked from the start, so a
+    second writer is refused at once (see :class:`codec.atomic.Output`)."""
 
     def __init__(self, path: str | Path, replace: bool = True) -> None:
         super().__init__()
-        self.path, self.replace = Path(path), replace
+        self.path = Path(path)
+        self._output = Output(path, replace=replace)
+
+    def start(self, header: StreamHeader) -> None:
+        super().start(header)
+        self._output.open()
 
     def commit(self, end: StreamEnd) -> Codes:
         codes = super().commit(end)
-        write_codes(self.path, codes, replace=self.replace)
+        self._output.tmp.write_bytes(token_file_bytes(codes))
+        self._output.commit()
         return codes
+
+    def abort(self) -> None:
+        super().abort()
+        self._output.abort()
 
 
 class TokenStreamSink:

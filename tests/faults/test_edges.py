@@ -62,8 +62,11 @@ def test_skip_existing_redoes_an_incomplete_output(tmp_path, kit, capsysbinary, 
     assert K.run_cli(argv, capsysbinary, monkeypatch)[0] == 0
     kept = (out / "a.wav").stat().st_mtime_ns
     K.cut(out / "b.wav", 0.5)  # left by a run that something else cut short
+    (out / ".a.wav.x1y2.codec-tmp.wav").write_bytes(b"half")  # as a SIGKILLed --force run leaves
+    (out / ".a.wav.codec-lock").write_bytes(b"")
     assert K.run_cli([*argv, "--skip-existing"], capsysbinary, monkeypatch) == (0, "", "")
     assert (out / "a.wav").stat().st_mtime_ns == kept  # complete: kept
+    assert sorted(p.name for p in out.iterdir()) == ["a.wav", "b.wav"]  # the leftovers are gone
     assert sf.info(out / "b.wav").frames == 32000  # incomplete: decoded again
 
 

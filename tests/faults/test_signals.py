@@ -83,37 +83,36 @@ def test_sigkill_leftovers_are_cleaned_by_the_next_run(tmp_path, model_dir, long
     proc.kill()
     proc.wait(60)
     assert any(p.name.startswith(".out.wav.") for p in tmp_path.iterdir())  # SIGKILL cannot clean up
-    done = subprocess.run([*CLI, "decode", long_tokens, "-o", out, "--model", model_dir], capture_output=True)
+    argv = [*CLI, "decode", long_tokens, "-o", out, "--model", model_dir]
+    done = subprocess.run(argv, capture_output=True, cwd="/")
     assert done.returncode == 0, done.stderr
     assert [p.name for p in tmp_path.iterdir()] == ["out.wav"]
 
 
 def test_a_second_writer_of_the_same_output_is_refused(tmp_path, model_dir, long_tokens) -> None:
     out = tmp_path / "out.wav"
-    first = _start(["decode", long_tokens, "-o", out, "--model", model_dir])
-    _wait_for(tmp_path, ".out.wav.codec-lock", first)
-    second = subprocess.run(
-        [*CLI, "decode", long_tokens, "-o", out, "--model", model_dir, "--force"],
-        capture_output=True,
-        text=True,
-    )
-    assert second.returncode == 1
-    assert second.stderr.count("\n") == 1 and "another codec process is writing" in second.stderr
-    assert str(out) in second.stderr
-    assert first.wait(120) == 0
+    argv = [*CLI, "decode", long_tokens, "-o", out, "--model", model_dir, "--force"]
+    with Output(out, replace=False):  # another process is writing out.wav
+        second = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path)
+        assert second.returncode == 1
+        assert second.stderr.count("\n") == 1 and "another codec process is writing" in second.stderr
+        assert str(out) in second.stderr
+    assert list(tmp_path.iterdir()) == []
+    assert subprocess.run(argv, capture_output=True, cwd=tmp_path).returncode == 0
     assert [p.name for p in tmp_path.iterdir()] == ["out.wav"]
 
 
-def test_a_writer_in_this_process_blocks_the_command(tmp_path, model_dir) -> None:
-    from codec.cli import main
-
-    wav = tmp_path / "in.wav"
+def test_a_second_encoder_is_refused_even_with_force(tmp_path, model_dir) -> None:
     from codec import save_audio
 
+    wav = tmp_path / "in.wav"
     save_audio(wav, speech_like(1600), 16000)
-    with Output(tmp_path / "x.cdc", replace=False):
-        assert main(["encode", str(wav), "-o", str(tmp_path / "x.cdc"), "--model", str(model_dir)]) == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav"]
+    argv = [*CLI, "encode", wav, "-o", tmp_path / "x.cdc", "--model", model_dir]
+    for extra in ([], ["--force"], ["--block-seconds", "0.1"]):
+        with Output(tmp_path / "x.cdc", replace=False):  # the first writer, still at work
+            run = subprocess.run([*argv, *extra], capture_output=True, text=True, cwd="/")
+        assert run.returncode == 1 and "another codec process is writing" in run.stderr, run.stderr
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav"]
 
 
 def _limit_file_size(limit: int):
