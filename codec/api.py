@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from codec import pretrained
-from codec.audio import Audio, AudioError, as_batch, resample, resampled_length
+from codec.audio import AudioError, as_batch, resample, resampled_length
 from codec.checkpoint import ModelIdentity, load_checkpoint, weights_fingerprint
 from codec.config import CodecConfig
 from codec.model import CodecModel, build_model
@@ -175,8 +175,7 @@ class Codec:
         wav = as_batch(wav)
         out_device = torch.device(device) if device is not None else wav.device
         k = self._check_num_codebooks(num_codebooks)
-        if not isinstance(sample_rate, int) or isinstance(sample_rate, bool) or sample_rate <= 0:
-            raise AudioError(f"sample_rate must be a positive integer, got {sample_rate!r}")
+        _check_rate(sample_rate)
         b, c, t = wav.shape
         orig_lengths = self._check_lengths(lengths, b, t)
         rows = self._to_model_rate(wav, orig_lengths, sample_rate)
@@ -215,6 +214,8 @@ class Codec:
         Returns: float32 ``[B, C, T]``.
         """
         self._check_codes_match(codes)
+        if sample_rate is not None:
+            _check_rate(sample_rate)
         out_device = torch.device(device) if device is not None else codes.codes.device
         lengths = codes.lengths.to(torch.long).cpu()
         n_frames = codes.num_frames
@@ -238,23 +239,13 @@ class Codec:
         keep = torch.arange(out.shape[-1])[None, :] < out_lengths[:, None]
         return out * keep[:, None, :].to(out.device)
 
-    # -- files and streams ----------------------------------------------------------------------
-
-    def encode_file(self, path: str | Path, num_codebooks: int | None = None) -> Codes:
-        """Encode an audio file (any format soundfile reads) in bounded memory."""
-        from codec.files import encode_file
-
-        return encode_file(self, path, num_codebooks=num_codebooks)
-
-    def decode_file(self, path: str | Path, output: str | Path | None = None) -> Audio:
-        """Decode a token file to :class:`codec.audio.Audio` (``wav [C, T]``, ``sample_rate``) at
-        its original rate and channels; also writes ``output`` (WAV/FLAC/OGG by extension)."""
-        from codec.files import decode_file
-
-        return decode_file(self, path, output)
+    # -- streams (files: codec.pipeline.encode_file / decode_file) ----------------------------
 
     def stream(self, batch_size: int = 1, channels: int = 1, num_codebooks: int | None = None) -> Stream:
         """A new, independent streaming handle (causal models only); see :class:`codec.streaming.Stream`."""
+        for key, value in (("batch_size", batch_size), ("channels", channels)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{key} must be a positive integer, got {value!r}")
         return Stream(self.model, batch_size, channels, self._check_num_codebooks(num_codebooks))
 
     # -- checks ---------------------------------------------------------------------------------
@@ -272,8 +263,12 @@ class Codec:
     def _check_lengths(lengths: torch.Tensor | list[int] | None, batch: int, t: int) -> torch.Tensor:
         if lengths is None:
             return torch.full((batch,), t, dtype=torch.long)
-        lengths = torch.as_tensor(lengths).to("cpu")
-        if lengths.dim() != 1 or lengths.shape[0] != batch or lengths.dtype.is_floating_point:
+        try:
+            lengths = torch.as_tensor(lengths).to("cpu")
+        except (TypeError, ValueError, RuntimeError):
+            raise AudioError(f"lengths must be {batch} integers (one per item), got {lengths!r}") from None
+        bad_type = lengths.dtype.is_floating_point or lengths.dtype == torch.bool or lengths.is_complex()
+        if lengths.dim() != 1 or lengths.shape[0] != batch or bad_type:
             raise AudioError(f"lengths must be {batch} integers (one per item), got {lengths.tolist()!r}")
         if int(lengths.min()) < 1 or int(lengths.max()) > t:
             raise AudioError(f"lengths must be in 1..{t} (the padded length), got {lengths.tolist()}")
@@ -326,6 +321,11 @@ class Codec:
             raise ValueError(f"codes.lengths must have one entry per item ({codes.batch_size})")
         if int(codes.frame_lengths.max()) > codes.num_frames or int(codes.lengths.min()) < 1:
             raise ValueError("codes.lengths do not fit the number of frames in codes.codes")
+
+
+def _check_rate(sample_rate: object) -> None:
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate <= 0:
+        raise AudioError(f"sample_rate must be a positive integer, got {sample_rate!r}")
 
 
 __all__ = ["Codec"]

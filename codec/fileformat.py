@@ -39,8 +39,10 @@ kept, see :class:`codec.checkpoint.ModelIdentity` for how a decoder checks them)
 ``num_samples`` is the valid length at the model's ``sample_rate``; decoding trims to it and,
 at ``original_sample_rate``, to ``original_num_samples``.  Readers check every field's type and
 range and their consistency (``num_frames = ceil(num_samples / hop_length)``, ``bits_per_code``
-matches ``codebook_size``, the two lengths agree); unknown keys are ignored, so version 1 can
+matches ``codebook_size``, the two lengths agree); unknown keys are ignored, so a version can
 gain optional fields.  A change readers must understand bumps the version.
+
+The token stream's reader and writer are in :mod:`codec.tokenstream`, the bit packing in :mod:`codec.bitpack`.
 
 The magic numbers follow PNG's trick: a non-ASCII first byte and CR LF / ^Z / LF bytes that
 text-mode transfers would mangle, so such damage is caught at once.
@@ -49,19 +51,18 @@ text-mode transfers would mangle, so such damage is caught at once.
 from __future__ import annotations
 
 import json
-import math
 import re
 import struct
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
-import numpy as np
 import torch
 
-from codec.atomic import atomic_write
+from codec.atomic import Output
+from codec.bitpack import bits_per_code, decode_frames, encode_frames, packed_size
 from codec.tokens import Codes
 
 EXTENSION = ".cdc"
@@ -71,11 +72,13 @@ STREAM_MAGIC = b"\x89CDS\r\n\x1a\n"
 VERSION = 2
 MAX_HEADER_BYTES = 1 << 16
 MAX_PACKET_FRAMES = 1 << 16
-_PACK_SLICE = 1 << 18  # codes packed per numpy pass (multiple of 8)
 _PREFIX = struct.Struct("<8sHI")  # magic, version, header length
 _U32 = struct.Struct("<I")
-_END = struct.Struct("<QQ")
 _FINGERPRINT = re.compile("[0-9a-f]{64}")
+
+# The header's model field is a name (looked up among bundled models), never a path.
+# Empty means unknown; otherwise no separators, no leading dot or tilde, no control characters.
+MODEL_NAME = re.compile(r"(?:[^/\\\x00-\x1f.~][^/\\\x00-\x1f]{0,127})?")
 
 # Leading bytes of common files, so a wrong input is named rather than called "corrupt".
 _FOREIGN = {b"RIFF": "a WAV/RIFF file", b"fLaC": "a FLAC file", b"OggS": "an Ogg file", b"ID3": "an MP3 file"}
@@ -90,7 +93,8 @@ class StreamHeader:
     """What a reader needs before the first frame.
 
     Attributes:
-        model: name of the model that made the codes.
+        model: name of the model that made the codes (a name such as ``speech_16k``, never a
+            path: see :data:`MODEL_NAME`).
         fingerprint: that model's weights fingerprint (a decoder refuses codes of other weights).
         sample_rate: model sample rate (Hz).
         hop_length: samples per frame.
@@ -162,52 +166,15 @@ class StreamEnd:
     original_num_samples: int
 
 
-def bits_per_code(codebook_size: int) -> int:
-    """``ceil(log2(codebook_size))``, at least 1."""
-    return max(1, math.ceil(math.log2(codebook_size)))
-
-
-def packed_size(num_codes: int, bits: int) -> int:
-    return (num_codes * bits + 7) // 8
-
-
-def pack_codes(codes: np.ndarray, bits: int) -> bytes:
-    """Bit-pack integers in ``0 .. 2**bits - 1`` (any shape, C order) at ``bits`` bits each, MSB first.
-
-    Vectorised: each value becomes its 32 big-endian bits (``np.unpackbits``), the low ``bits``
-    columns are kept and ``np.packbits`` joins them.  Done in slices of :data:`_PACK_SLICE`
-    codes (a multiple of 8, so every slice ends on a byte) to bound the 32-byte-per-code scratch.
-    """
-    if not 1 <= bits <= 32:
-        raise ValueError(f"bits must be in 1..32, got {bits}")
-    flat = np.ascontiguousarray(codes).reshape(-1)
-    parts = []
-    for start in range(0, flat.size, _PACK_SLICE):
-        part = flat[start : start + _PACK_SLICE].astype(">u4")
-        bitmat = np.unpackbits(part.view(np.uint8).reshape(-1, 4), axis=1)[:, 32 - bits :]
-        parts.append(np.packbits(bitmat.reshape(-1)).tobytes())
-    return b"".join(parts)
-
-
-def unpack_codes(data: bytes, count: int, bits: int) -> np.ndarray:
-    """Inverse of :func:`pack_codes`: the first ``count`` values as ``[count]`` int64."""
-    raw = np.frombuffer(data, dtype=np.uint8)
-    out = np.empty(count, dtype=np.int64)
-    step = _PACK_SLICE * bits // 8  # bytes per slice
-    for i, start in enumerate(range(0, count, _PACK_SLICE)):
-        n = min(_PACK_SLICE, count - start)
-        bitmat = np.unpackbits(raw[i * step : (i + 1) * step], count=n * bits).reshape(n, bits)
-        full = np.zeros((n, 32), dtype=np.uint8)
-        full[:, 32 - bits :] = bitmat
-        out[start : start + n] = np.packbits(full, axis=1).view(">u4").reshape(-1)
-    return out
-
-
 def header_from_codes(codes: Codes) -> FileHeader:
     """The file header of a one-item :class:`Codes`."""
     if codes.batch_size != 1:
         raise ValueError(
             f"a token file holds one item; got a batch of {codes.batch_size} (use codes.item(i))"
+        )
+    if not MODEL_NAME.fullmatch(codes.model):
+        raise ValueError(
+            f"the model name {codes.model!r} is not a plain name (a path cannot go in a token file)"
         )
     n = int(codes.lengths[0])
     orig_sr = codes.original_sample_rate or codes.sample_rate
@@ -228,47 +195,8 @@ def header_from_codes(codes: Codes) -> FileHeader:
     )
 
 
-def encode_frames(codes: torch.Tensor, bits: int) -> bytes:
-    """Codes ``[C, K, f]`` -> packed bytes in frame-major order ``[f, C, K]``."""
-    return pack_codes(codes.detach().cpu().permute(2, 0, 1).numpy(), bits)
-
-
-def decode_frames(data: bytes, header: StreamHeader, frames: int) -> torch.Tensor:
-    """Packed bytes of ``frames`` frames -> codes ``[C, K, frames]`` int64 (range not checked)."""
-    flat = unpack_codes(data, frames * header.codes_per_frame, header.bits_per_code)
-    arr = flat.reshape(frames, header.channels, header.num_codebooks).transpose(1, 2, 0)
-    return torch.from_numpy(np.ascontiguousarray(arr))
-
-
-def write_codes(path: str | Path, codes: Codes) -> Path:
-    """Write one item (all its channels) as a token file, atomically (temp file + rename).
-
-    Args:
-        path: destination (``.cdc`` by convention); its folder must exist.
-        codes: a :class:`Codes` with batch size 1, ``codes [C, K, F]``.
-    Returns: the path written.
-    """
-    path = Path(path)
-    header = header_from_codes(codes)
-    frames = codes.codes[:, :, : header.num_frames]
-    if frames.numel() and (int(frames.min()) < 0 or int(frames.max()) >= header.codebook_size):
-        raise ValueError(f"codes out of range 0..{header.codebook_size - 1}")
-    blob = _prefix(MAGIC, header) + encode_frames(frames, header.bits_per_code)
-    blob += _U32.pack(zlib.crc32(blob))
-    return atomic_write(path, lambda tmp: tmp.write_bytes(blob))
-
-
-def read_header(path: str | Path) -> FileHeader:
-    """The validated header of a token file (the whole file is checked, CRC included)."""
-    return _read(Path(path))[0]
-
-
-def read_codes(path: str | Path) -> Codes:
-    """Read and validate a token file. Returns :class:`Codes` with ``codes [C, K, F]``.
-
-    Raises :class:`TokenFileError` naming the file and the problem.
-    """
-    header, codes = _read(Path(path))
+def codes_from_header(header: FileHeader, codes: torch.Tensor) -> Codes:
+    """The one-item :class:`Codes` of ``codes [C, K, F]`` described by ``header``."""
     return Codes(
         codes=codes,
         lengths=torch.tensor([header.num_samples]),
@@ -284,6 +212,44 @@ def read_codes(path: str | Path) -> Codes:
     )
 
 
+def write_codes(path: str | Path, codes: Codes, replace: bool = True) -> Path:
+    """Write one item (all its channels) as a token file, atomically (see :class:`codec.atomic.Output`).
+
+    Args:
+        path: destination (``.cdc`` by convention); missing folders are created.
+        codes: a :class:`Codes` with batch size 1, ``codes [C, K, F]``.
+        replace: replace an existing file (otherwise that is an error).
+    Returns: the path written.
+    """
+    blob = token_file_bytes(codes)
+    with Output(path, replace=replace) as out:
+        out.tmp.write_bytes(blob)
+        return out.commit()
+
+
+def token_file_bytes(codes: Codes) -> bytes:
+    """The bytes of a token file holding one item (see :func:`write_codes`)."""
+    header = header_from_codes(codes)
+    frames = codes.codes[:, :, : header.num_frames]
+    if frames.numel() and (int(frames.min()) < 0 or int(frames.max()) >= header.codebook_size):
+        raise ValueError(f"codes out of range 0..{header.codebook_size - 1}")
+    blob = _prefix(MAGIC, header) + encode_frames(frames, header.bits_per_code)
+    return blob + _U32.pack(zlib.crc32(blob))
+
+
+def read_header(path: str | Path) -> FileHeader:
+    """The validated header of a token file (the whole file is checked, CRC included)."""
+    return _read(Path(path))[0]
+
+
+def read_codes(path: str | Path) -> Codes:
+    """Read and validate a token file. Returns :class:`Codes` with ``codes [C, K, F]``.
+
+    Raises :class:`TokenFileError` naming the file and the problem.
+    """
+    return codes_from_header(*_read(Path(path)))
+
+
 def _prefix(magic: bytes, header: StreamHeader) -> bytes:
     text = json.dumps(header.to_json(), sort_keys=True, separators=(",", ":")).encode()
     return _PREFIX.pack(magic, VERSION, len(text)) + text
@@ -293,7 +259,7 @@ def _read(path: Path) -> tuple[FileHeader, torch.Tensor]:
     data = _read_bytes(path)
     if len(data) < _PREFIX.size:
         raise TokenFileError(f"{path}: truncated token file (header incomplete)")
-    version, length = _check_prefix(data[: _PREFIX.size], MAGIC, path)
+    version, length = _check_prefix(data[: _PREFIX.size], MAGIC, path, lambda: _check_crc(data, path))
     start = _PREFIX.size + length
     if len(data) < start:
         raise TokenFileError(f"{path}: truncated token file (header incomplete)")
@@ -341,11 +307,16 @@ def _check_magic(head: bytes, magic: bytes, name: object) -> None:
     raise TokenFileError(f"{name}: not a codec {want} ({found})")
 
 
-def _check_prefix(prefix: bytes, magic: bytes, name: object) -> tuple[int, int]:
-    """Check magic, version and header length; returns the version and the header length."""
+def _check_prefix(prefix: bytes, magic: bytes, name: object, verify: Callable[[], None]) -> tuple[int, int]:
+    """Check magic, version and header length; returns the version and the header length.
+
+    ``verify`` (the CRC check) runs before a version is called too new, so a damaged version
+    field reads as corruption rather than as "upgrade codec".
+    """
     _check_magic(prefix[: len(magic)], magic, name)
     _, version, length = _PREFIX.unpack(prefix)
     if version > VERSION:
+        verify()
         raise TokenFileError(
             f"{name}: format version {version} is newer than this library reads (1..{VERSION}); upgrade codec"
         )
@@ -386,6 +357,8 @@ def parse_header(doc: Any, cls: type[StreamHeader], name: object, version: int =
         want = str if f.name in ("model", "fingerprint", "config_hash") else int
         if value is None or isinstance(value, bool) or not isinstance(value, want):
             raise TokenFileError(f"{name}: invalid header field {f.name!r}: {value!r}")
+        if f.name == "model" and not MODEL_NAME.fullmatch(value):
+            raise TokenFileError(f"{name}: invalid header field 'model': {value!r} is not a model name")
         values[f.name] = value
     header = cls(**values)
     problem = _header_problem(header, doc)
@@ -425,104 +398,3 @@ def _check_crc(data: bytes, name: object) -> None:
 def _check_range(codes: torch.Tensor, header: StreamHeader, name: object) -> None:
     if codes.numel() and int(codes.max()) >= header.codebook_size:
         raise TokenFileError(f"{name}: corrupt (a code is >= codebook_size {header.codebook_size})")
-
-
-# -- token stream -----------------------------------------------------------------------------
-
-
-class TokenStreamWriter:
-    """Writes a token stream: the header at once, then one packet per :meth:`write` call.
-
-    Args:
-        out: a binary file object (e.g. ``sys.stdout.buffer``); flushed after every packet so a
-            reader downstream gets each packet as soon as it is made.
-        header: the stream header.
-    """
-
-    def __init__(self, out: BinaryIO, header: StreamHeader) -> None:
-        self.out, self.header = out, header
-        blob = _prefix(STREAM_MAGIC, header)
-        self._send(blob + _U32.pack(zlib.crc32(blob)))
-
-    def write(self, codes: torch.Tensor) -> None:
-        """Args: codes ``[C, K, f]`` (``f`` may be 0: nothing is written)."""
-        for start in range(0, codes.shape[-1], MAX_PACKET_FRAMES):
-            chunk = codes[..., start : start + MAX_PACKET_FRAMES]
-            blob = b"F" + _U32.pack(chunk.shape[-1]) + encode_frames(chunk, self.header.bits_per_code)
-            self._send(blob + _U32.pack(zlib.crc32(blob)))
-
-    def close(self, num_samples: int, original_num_samples: int) -> None:
-        """Write the end packet with the true lengths (model rate and original rate)."""
-        blob = b"E" + _END.pack(num_samples, original_num_samples)
-        self._send(blob + _U32.pack(zlib.crc32(blob)))
-
-    def _send(self, blob: bytes) -> None:
-        self.out.write(blob)
-        self.out.flush()
-
-
-class TokenStreamReader:
-    """Reads a token stream packet by packet (blocking reads of exactly the bytes needed).
-
-    Args:
-        inp: a binary file object (e.g. ``sys.stdin.buffer``).
-        name: how errors name the input.
-
-    Iterate over :meth:`frames` for codes ``[C, K, f]``; afterwards :attr:`end` holds the
-    :class:`StreamEnd`.  A stream that stops without its end packet is a :class:`TokenFileError`.
-    """
-
-    def __init__(self, inp: BinaryIO, name: str = "<stdin>") -> None:
-        self.inp, self.name = inp, name
-        head = self._read(len(MAGIC), allow_eof=True)
-        if not head:
-            raise TokenFileError(f"{name}: empty input (no token stream)")
-        _check_magic(head, STREAM_MAGIC, name)
-        prefix = head + self._read(_PREFIX.size - len(MAGIC))
-        version, length = _check_prefix(prefix, STREAM_MAGIC, name)
-        text = self._read(length)
-        crc = self._read(_U32.size)
-
-        def verify() -> None:
-            if zlib.crc32(prefix + text) != _U32.unpack(crc)[0]:
-                raise TokenFileError(f"{name}: corrupt stream header (CRC32 mismatch)")
-
-        verify()
-        self.header: StreamHeader = _parse_json(text, StreamHeader, name, verify, version)
-        self.end: StreamEnd | None = None
-
-    def frames(self) -> Iterator[torch.Tensor]:
-        """Yields codes ``[C, K, f]`` packet by packet until the end packet."""
-        while self.end is None:
-            kind = self._read(1)
-            if kind == b"F":
-                count = self._read(_U32.size)
-                n = _U32.unpack(count)[0]
-                if not 1 <= n <= MAX_PACKET_FRAMES:
-                    raise TokenFileError(f"{self.name}: corrupt stream (packet of {n} frames)")
-                payload = self._read(packed_size(n * self.header.codes_per_frame, self.header.bits_per_code))
-                self._check(kind + count + payload)
-                codes = decode_frames(payload, self.header, n)
-                _check_range(codes, self.header, self.name)
-                yield codes
-            elif kind == b"E":
-                body = self._read(_END.size)
-                self._check(kind + body)
-                self.end = StreamEnd(*_END.unpack(body))
-            else:
-                raise TokenFileError(f"{self.name}: corrupt stream (unknown packet type {kind!r})")
-
-    def _check(self, blob: bytes) -> None:
-        if zlib.crc32(blob) != _U32.unpack(self._read(_U32.size))[0]:
-            raise TokenFileError(f"{self.name}: corrupt stream (packet CRC32 mismatch)")
-
-    def _read(self, n: int, allow_eof: bool = False) -> bytes:
-        data = b""
-        while len(data) < n:
-            part = self.inp.read(n - len(data))
-            if not part:
-                if allow_eof and not data:
-                    return b""
-                raise TokenFileError(f"{self.name}: truncated token stream (ended without its end packet)")
-            data += part
-        return data

@@ -74,7 +74,7 @@ class Stream:
                 f"model {model.cfg.name!r} is not causal (causal: false in its config), so it cannot stream; "
                 "use encode()/decode() on whole signals"
             )
-        if batch_size < 1 or channels < 1:
+        if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in (batch_size, channels)):
             raise StreamingError(f"batch_size and channels must be >= 1, got {batch_size} and {channels}")
         total = model.quantizer.total_codebooks
         if num_codebooks is not None and not 1 <= num_codebooks <= total:
@@ -123,6 +123,9 @@ class Stream:
             raise StreamingError(
                 f"stream.encode expects [B={self.batch_size}, C={self.channels}, T], got {tuple(wav.shape)}"
             )
+        if not wav.is_floating_point():
+            # Integer PCM would be coded unscaled (32767 for full scale): refuse, as Codec.encode does.
+            raise StreamingError(f"stream.encode expects float samples in [-1, 1], got {wav.dtype}")
         if not torch.isfinite(wav).all():
             raise StreamingError("stream.encode: chunk contains NaN or Inf samples")
         x = wav.reshape(self._rows, -1).to(self._device, self._dtype)

@@ -61,6 +61,26 @@ class Codes:
 
     __hash__ = None  # type: ignore[assignment]  # equality is by (mutable) tensor value
 
+    def __post_init__(self) -> None:
+        for key in ("sample_rate", "hop_length", "codebook_size", "channels"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"Codes.{key} must be a positive integer, got {value!r}")
+        if not isinstance(self.codes, torch.Tensor) or self.codes.dim() != 3:
+            raise ValueError("Codes.codes must be a [B * C, K, F] tensor")
+        if self.codes.shape[0] % self.channels:
+            raise ValueError(
+                f"Codes.codes has {self.codes.shape[0]} rows, not a multiple of {self.channels} channels"
+            )
+        for key in ("lengths", "original_lengths"):
+            value = getattr(self, key)
+            if value is None and key == "original_lengths":
+                continue
+            if not isinstance(value, torch.Tensor) or value.dim() != 1:
+                raise ValueError(f"Codes.{key} must be a 1-D integer tensor, got {type(value).__name__}")
+            if value.dtype.is_floating_point or value.dtype == torch.bool or value.is_complex():
+                raise ValueError(f"Codes.{key} must hold integers, got {value.dtype}")
+
     @property
     def batch_size(self) -> int:
         return self.codes.shape[0] // self.channels
@@ -129,6 +149,8 @@ def flatten_codes(codes: torch.Tensor, codebook_size: int) -> torch.Tensor:
 
 def unflatten_tokens(tokens: torch.Tensor, num_codebooks: int, codebook_size: int) -> torch.Tensor:
     """Inverse of :func:`flatten_codes`. Args: tokens ``[B, F * K]``. Returns codes ``[B, K, F]``."""
+    if isinstance(num_codebooks, bool) or not isinstance(num_codebooks, int) or num_codebooks < 1:
+        raise ValueError(f"num_codebooks must be a positive integer, got {num_codebooks!r}")
     b, n = tokens.shape
     if n % num_codebooks:
         raise ValueError(f"token count {n} is not a multiple of num_codebooks={num_codebooks}")

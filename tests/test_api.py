@@ -193,6 +193,11 @@ def test_outputs_stay_on_the_gpu(debug_codec: Codec) -> None:
 
 def test_rows_that_are_not_whole_items_are_refused(debug_codec: Codec) -> None:
     codes = debug_codec.encode(torch.zeros(1, 2, 800), 16000)
-    bad = Codes(**(codes.__dict__ | {"codes": torch.cat([codes.codes, codes.codes[:1]])}))
+    rows = torch.cat([codes.codes, codes.codes[:1]])
+    with pytest.raises(ValueError, match="rows"):
+        Codes(**(codes.__dict__ | {"codes": rows}))
+    # Decoding checks again, for codes changed after they were made.
+    bad = debug_codec.encode(torch.zeros(1, 2, 800), 16000)
+    object.__setattr__(bad, "codes", rows)
     with pytest.raises(ValueError, match="rows"):
         debug_codec.decode(bad)

@@ -16,23 +16,20 @@ import pytest
 import torch
 
 from codec import Codec, Codes
+from codec.bitpack import bits_per_code, pack_codes, unpack_codes
 from codec.fileformat import (
     MAGIC,
     STREAM_MAGIC,
     FileHeader,
     StreamHeader,
     TokenFileError,
-    TokenStreamReader,
-    TokenStreamWriter,
-    bits_per_code,
     header_from_codes,
-    pack_codes,
     parse_header,
     read_codes,
     read_header,
-    unpack_codes,
     write_codes,
 )
+from codec.tokenstream import TokenStreamReader, TokenStreamWriter
 from tests.conftest import speech_like
 
 
@@ -50,6 +47,17 @@ def _rewrite(data: bytes, edit) -> bytes:
     text = json.dumps(doc).encode()
     blob = MAGIC + struct.pack("<HI", version, len(text)) + text + data[14 + n : -4]
     return blob + struct.pack("<I", zlib.crc32(blob))
+
+
+def _resign(data: bytes) -> bytes:
+    """The token file ``data`` with its CRC32 recomputed (a deliberate, valid edit)."""
+    return data[:-4] + struct.pack("<I", zlib.crc32(data[:-4]))
+
+
+def _resign_stream(data: bytes, header_end: int) -> bytes:
+    """A token stream with its header CRC32 recomputed (a deliberate, valid edit)."""
+    head = data[: header_end - 4]
+    return head + struct.pack("<I", zlib.crc32(head)) + data[header_end:]
 
 
 def test_round_trip_restores_everything(tmp_path: Path, codes: Codes) -> None:
@@ -103,7 +111,7 @@ def test_packing_is_msb_first_and_sliced_seamlessly(monkeypatch) -> None:
     assert pack_codes(np.array([5, 3, 1]), 3) == bytes([0b10101100, 0b10000000])
     values = np.random.default_rng(0).integers(0, 1000, 1003)
     whole = pack_codes(values, 10)
-    monkeypatch.setattr("codec.fileformat._PACK_SLICE", 16)
+    monkeypatch.setattr("codec.bitpack._PACK_SLICE", 16)
     assert pack_codes(values, 10) == whole
     assert np.array_equal(unpack_codes(whole, 1003, 10), values)
 
@@ -123,7 +131,9 @@ def test_packing_is_msb_first_and_sliced_seamlessly(monkeypatch) -> None:
         (lambda d: STREAM_MAGIC + d[8:], "this is a codec token stream, expected a token file"),
         # A header that parses but is inconsistent, CRC not fixed: reported as damage.
         (lambda d: d.replace(b'"bits_per_code":6', b'"bits_per_code":7'), "CRC32"),
-        (lambda d: d[:8] + struct.pack("<H", 3) + d[10:], "version 3 is newer"),
+        (lambda d: _resign(d[:8] + struct.pack("<H", 3) + d[10:]), "version 3 is newer"),
+        # A damaged version field (CRC no longer matches) is corruption, not "upgrade codec".
+        (lambda d: d[:8] + struct.pack("<H", 3) + d[10:], "corrupt token file .CRC32"),
         (lambda d: d[:8] + struct.pack("<H", 0) + d[10:], "corrupt"),
         (lambda d: d[:10] + struct.pack("<I", 10**8) + d[14:], "corrupt"),
         (lambda d: _rewrite(d, lambda h: h.update(channels="2")), "channels"),
@@ -223,7 +233,11 @@ def test_stream_reader_reads_exactly_what_is_needed(codes: Codes) -> None:
         (lambda d, h: d[:20] + bytes([d[20] ^ 1]) + d[21:], "CRC32|header"),
         (lambda d, h: MAGIC + d[8:], "token file, expected a token stream"),
         (lambda d, h: b"OggS" + d[4:], "Ogg"),
-        (lambda d, h: d[:8] + struct.pack("<H", 9) + d[10:], "version 9"),
+        (lambda d, h: _resign_stream(d[:8] + struct.pack("<H", 9) + d[10:], h), "version 9"),
+        (lambda d, h: d[:8] + struct.pack("<H", 9) + d[10:], "corrupt stream header"),
+        # One stream is one recording: anything after the end packet is refused, not dropped.
+        (lambda d, h: d + d, "data after the end packet"),
+        (lambda d, h: d + b"\0", "data after the end packet"),
         (lambda d, h: d[:h] + b"F" + struct.pack("<I", 0) + d[h + 5 :], "packet of 0 frames"),
     ],
 )

@@ -20,6 +20,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from codec import Codec, Codes
+from codec.bitpack import encode_frames
 from codec.checkpoint import (
     CheckpointError,
     legacy_config_hash,
@@ -32,14 +33,13 @@ from codec.fileformat import (
     MAGIC,
     STREAM_MAGIC,
     TokenFileError,
-    TokenStreamReader,
-    encode_frames,
     header_from_codes,
     read_codes,
     read_header,
     write_codes,
 )
-from codec.files import check_header
+from codec.pipeline.tokenio import check_header
+from codec.tokenstream import TokenStreamReader
 from tests.conftest import speech_like
 
 GOLDEN = Path(__file__).parent / "golden"

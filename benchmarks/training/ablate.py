@@ -34,8 +34,9 @@ import torch
 import yaml
 
 from benchmarks.speed import harness
+from codec import load_audio
 from codec import metrics as M
-from codec.audio import load_audio, resample
+from codec.audio import resample
 from codec.config import ConfigError, load_preset
 from codec.model import CodecModel
 
