@@ -7,8 +7,8 @@
 """
 
 from codec.api import Codec
-from codec.audio import load_audio, save_audio
 from codec.config import CodecConfig
+from codec.pipeline.audiofile import load_audio, save_audio
 from codec.tokens import Codes
 
 __version__ = "0.1.0"

@@ -7,6 +7,11 @@ Promises, each held by a test:
 * determinism: the same input gives the same codes, across runs and batch sizes;
 * variable bitrate: the first ``k`` codebooks are a valid lower-bitrate encoding;
 * streaming parity: a causal model streamed in any chunking gives the offline result.
+
+Outputs are ordinary tensors (computed under ``no_grad``, not ``inference_mode``), so codes can
+index an embedding that trains and decoded audio can enter a loss.  They are returned on the
+input's device (or ``device=``).  The codes record the weights fingerprint of the model that
+made them, and decoding refuses codes of other weights (:class:`codec.checkpoint.ModelIdentity`).
 """
 
 from __future__ import annotations
@@ -17,8 +22,8 @@ from pathlib import Path
 import torch
 
 from codec import pretrained
-from codec.audio import Audio, AudioError, as_batch, resample, resampled_length
-from codec.checkpoint import load_model
+from codec.audio import AudioError, as_batch, resample, resampled_length
+from codec.checkpoint import ModelIdentity, load_checkpoint, weights_fingerprint
 from codec.config import CodecConfig
 from codec.model import CodecModel, build_model
 from codec.streaming import Stream, check_codes
@@ -41,7 +46,10 @@ class Codec:
     def __init__(self, model: CodecModel, name: str | None = None) -> None:
         self.model = model.eval()
         self.name = name or model.cfg.name
-        self._config_hash = model.cfg.hash()
+        # What old (version-1) token files hashed to identify the model: its config as saved.
+        self._saved_config = model.cfg.to_dict()
+        self._fingerprint_key: tuple | None = None
+        self._fingerprint = ""
 
     # -- construction ---------------------------------------------------------------------------
 
@@ -57,7 +65,11 @@ class Codec:
         else:
             folder = pretrained.model_dir(None if name_or_dir is None else str(name_or_dir))
             name = folder.name
-        return cls(load_model(folder, device), name)
+        ckpt = load_checkpoint(folder, device)
+        codec = cls(ckpt.model, name)
+        codec._saved_config = ckpt.config
+        codec._fingerprint_key, codec._fingerprint = codec._weights_key(), ckpt.fingerprint
+        return codec
 
     @classmethod
     def from_config(cls, config: CodecConfig | str | Path, device: str | torch.device | None = None) -> Codec:
@@ -78,6 +90,30 @@ class Codec:
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
+
+    @property
+    def fingerprint(self) -> str:
+        """The weights fingerprint (:func:`codec.checkpoint.weights_fingerprint`): the model's identity.
+
+        Recomputed whenever a weight has changed since it was last computed (e.g. by training).
+        """
+        key = self._weights_key()
+        if key != self._fingerprint_key:
+            self._fingerprint = weights_fingerprint(self.model.state_dict())
+            self._fingerprint_key = key
+        return self._fingerprint
+
+    @property
+    def identity(self) -> ModelIdentity:
+        """Name, fingerprint and saved config, to check codes against (see :meth:`ModelIdentity.mismatch`)."""
+        return ModelIdentity(self.name, self.fingerprint, self._saved_config)
+
+    def _weights_key(self) -> tuple:
+        # Every in-place change bumps a tensor's version; moving or replacing one changes its
+        # storage: either makes the cached fingerprint stale.
+        return tuple(
+            (t.data_ptr(), t._version, t.dtype) for t in (*self.model.parameters(), *self.model.buffers())
+        )
 
     @property
     def sample_rate(self) -> int:
@@ -115,13 +151,14 @@ class Codec:
 
     # -- offline --------------------------------------------------------------------------------
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def encode(
         self,
         wav: torch.Tensor,
         sample_rate: int,
         lengths: torch.Tensor | list[int] | None = None,
         num_codebooks: int | None = None,
+        device: str | torch.device | None = None,
     ) -> Codes:
         """Encode a padded batch.
 
@@ -132,12 +169,13 @@ class Codec:
             lengths: ``[B]`` valid samples per item (default: all ``T``); samples past an item's
                 length are ignored.
             num_codebooks: codebooks to produce (default: all); lower means lower bitrate.
-        Returns: :class:`Codes` with ``codes [B * C, K, F]``.
+            device: where the codes go (default: ``wav``'s device).
+        Returns: :class:`Codes` with ``codes [B * C, K, F]`` (``lengths`` stay on the CPU).
         """
         wav = as_batch(wav)
+        out_device = torch.device(device) if device is not None else wav.device
         k = self._check_num_codebooks(num_codebooks)
-        if not isinstance(sample_rate, int) or isinstance(sample_rate, bool) or sample_rate <= 0:
-            raise AudioError(f"sample_rate must be a positive integer, got {sample_rate!r}")
+        _check_rate(sample_rate)
         b, c, t = wav.shape
         orig_lengths = self._check_lengths(lengths, b, t)
         rows = self._to_model_rate(wav, orig_lengths, sample_rate)
@@ -150,7 +188,7 @@ class Codec:
         frame_mask = None if self.causal else self._frame_mask(model_lengths, c, padded // self.hop_length)
         codes = self.model.encode(rows, k, frame_mask=frame_mask)[..., :n_frames]
         return Codes(
-            codes=codes.contiguous(),
+            codes=codes.to(out_device).contiguous(),
             lengths=model_lengths,
             sample_rate=self.sample_rate,
             hop_length=self.hop_length,
@@ -159,28 +197,36 @@ class Codec:
             original_sample_rate=sample_rate,
             original_lengths=orig_lengths,
             model=self.name,
-            config_hash=self._config_hash,
+            fingerprint=self.fingerprint,
         )
 
-    @torch.inference_mode()
-    def decode(self, codes: Codes, sample_rate: int | None = None) -> torch.Tensor:
+    @torch.no_grad()
+    def decode(
+        self, codes: Codes, sample_rate: int | None = None, device: str | torch.device | None = None
+    ) -> torch.Tensor:
         """Decode to ``[B, C, T]`` with ``T = max(lengths)``, zeros past each item's length.
 
         Args:
             codes: as returned by :meth:`encode` (any number of codebooks from 1 up).
             sample_rate: output rate (default: the model's); ``codes.original_sample_rate``
                 restores the input's rate.
+            device: where the audio goes (default: the device of ``codes.codes``).
+        Returns: float32 ``[B, C, T]``.
         """
         self._check_codes_match(codes)
+        if sample_rate is not None:
+            _check_rate(sample_rate)
+        out_device = torch.device(device) if device is not None else codes.codes.device
         lengths = codes.lengths.to(torch.long).cpu()
         n_frames = codes.num_frames
         padded = max(n_frames, _MIN_FRAMES)
         data = torch.nn.functional.pad(codes.codes, (0, padded - n_frames)).to(self.device)
         frame_mask = self._frame_mask(lengths, codes.channels, padded)
-        wav = self.model.decode_offline(data, frame_mask).float().cpu()
+        wav = self.model.decode_offline(data, frame_mask).float()
         t = int(lengths.max())
         wav = wav[:, :t].reshape(codes.batch_size, codes.channels, t)
-        wav = wav * (torch.arange(t)[None, :] < lengths[:, None])[:, None, :]
+        keep = torch.arange(t)[None, :] < lengths[:, None]
+        wav = (wav * keep[:, None, :].to(wav.device)).to(out_device)
         if sample_rate is None or sample_rate == self.sample_rate:
             return wav
         if sample_rate == codes.original_sample_rate and codes.original_lengths is not None:
@@ -190,25 +236,16 @@ class Codec:
         out = resample(wav, self.sample_rate, sample_rate)
         out = torch.nn.functional.pad(out, (0, max(0, int(out_lengths.max()) - out.shape[-1])))
         out = out[..., : int(out_lengths.max())]
-        return out * (torch.arange(out.shape[-1])[None, :] < out_lengths[:, None])[:, None, :]
+        keep = torch.arange(out.shape[-1])[None, :] < out_lengths[:, None]
+        return out * keep[:, None, :].to(out.device)
 
-    # -- files and streams ----------------------------------------------------------------------
-
-    def encode_file(self, path: str | Path, num_codebooks: int | None = None) -> Codes:
-        """Encode an audio file (any format soundfile reads) in bounded memory."""
-        from codec.files import encode_file
-
-        return encode_file(self, path, num_codebooks=num_codebooks)
-
-    def decode_file(self, path: str | Path, output: str | Path | None = None) -> Audio:
-        """Decode a token file to :class:`codec.audio.Audio` (``wav [C, T]``, ``sample_rate``) at
-        its original rate and channels; also writes ``output`` (WAV/FLAC/OGG by extension)."""
-        from codec.files import decode_file
-
-        return decode_file(self, path, output)
+    # -- streams (files: codec.pipeline.encode_file / decode_file) ----------------------------
 
     def stream(self, batch_size: int = 1, channels: int = 1, num_codebooks: int | None = None) -> Stream:
         """A new, independent streaming handle (causal models only); see :class:`codec.streaming.Stream`."""
+        for key, value in (("batch_size", batch_size), ("channels", channels)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{key} must be a positive integer, got {value!r}")
         return Stream(self.model, batch_size, channels, self._check_num_codebooks(num_codebooks))
 
     # -- checks ---------------------------------------------------------------------------------
@@ -226,8 +263,12 @@ class Codec:
     def _check_lengths(lengths: torch.Tensor | list[int] | None, batch: int, t: int) -> torch.Tensor:
         if lengths is None:
             return torch.full((batch,), t, dtype=torch.long)
-        lengths = torch.as_tensor(lengths).to("cpu")
-        if lengths.dim() != 1 or lengths.shape[0] != batch or lengths.dtype.is_floating_point:
+        try:
+            lengths = torch.as_tensor(lengths).to("cpu")
+        except (TypeError, ValueError, RuntimeError):
+            raise AudioError(f"lengths must be {batch} integers (one per item), got {lengths!r}") from None
+        bad_type = lengths.dtype.is_floating_point or lengths.dtype == torch.bool or lengths.is_complex()
+        if lengths.dim() != 1 or lengths.shape[0] != batch or bad_type:
             raise AudioError(f"lengths must be {batch} integers (one per item), got {lengths.tolist()!r}")
         if int(lengths.min()) < 1 or int(lengths.max()) > t:
             raise AudioError(f"lengths must be in 1..{t} (the padded length), got {lengths.tolist()}")
@@ -262,11 +303,9 @@ class Codec:
             raise TypeError(
                 f"decode expects a Codes object (from encode or read_codes), got {type(codes).__name__}"
             )
-        if codes.config_hash and codes.config_hash != self._config_hash:
-            raise ValueError(
-                f"these codes were made by model {codes.model!r} (config {codes.config_hash}), "
-                f"not by this model {self.name!r} (config {self._config_hash})"
-            )
+        problem = self.identity.mismatch(codes.model, codes.fingerprint, codes.config_hash)
+        if problem:
+            raise ValueError(f"these codes were {problem}")
         if codes.sample_rate != self.sample_rate or codes.hop_length != self.hop_length:
             raise ValueError(
                 f"codes are for {codes.sample_rate} Hz / hop {codes.hop_length}, "
@@ -276,15 +315,17 @@ class Codec:
             raise ValueError(
                 f"codes use {codes.codebook_size}-entry codebooks, this model {self.codebook_size}"
             )
+        # Also catches rows that are not a whole number of items (batch_size rounds down).
         check_codes(codes.codes, codes.batch_size * codes.channels, self.total_codebooks, self.codebook_size)
-        if codes.codes.shape[0] % codes.channels:
-            raise ValueError(
-                f"codes rows ({codes.codes.shape[0]}) are not a multiple of channels ({codes.channels})"
-            )
         if codes.lengths.shape != (codes.batch_size,):
             raise ValueError(f"codes.lengths must have one entry per item ({codes.batch_size})")
         if int(codes.frame_lengths.max()) > codes.num_frames or int(codes.lengths.min()) < 1:
             raise ValueError("codes.lengths do not fit the number of frames in codes.codes")
+
+
+def _check_rate(sample_rate: object) -> None:
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate <= 0:
+        raise AudioError(f"sample_rate must be a positive integer, got {sample_rate!r}")
 
 
 __all__ = ["Codec"]

@@ -1,16 +1,45 @@
-"""Atomic file writes: a temporary file in the destination's folder, renamed over it at the end.
+"""The one commit/abort path for every output: a locked temporary file, renamed at the end.
 
-A reader (or a crash) never sees a half-written output: either the old file or the complete new
-one.  ``tempfile.mkstemp`` creates files readable by the owner only; the finished file gets the
-permissions an ordinary ``open(path, "w")`` would have given it under the current umask.
+An :class:`Output` is how every file this library writes comes to exist (token files, token
+streams, audio, model directories):
+
+1. the missing folders above it are created, and remembered;
+2. a lock file beside it (``.NAME.codec-lock``, ``flock``) is taken, so a second process
+   writing the same output is refused at once instead of silently replacing the first's
+   result; the kernel drops the lock when a process dies, even by SIGKILL;
+3. holding the lock, temporary files of earlier writers that died without cleaning up
+   (``.NAME.*.codec-tmp*``: SIGKILL, power loss) are removed;
+4. the data goes to a new temporary file beside the output;
+5. :meth:`Output.commit` renames it over the output (``link`` when not replacing, so a file
+   that appeared meanwhile is not clobbered); :meth:`Output.abort` removes it, the lock and
+   the folders it created.  Leaving a ``with`` block without a commit aborts.
+
+A reader (or a crash) never sees a half-written output: either the old file or the complete
+new one.  Signals are turned into exceptions by :func:`codec.exitcodes.handle_signals`, so
+SIGTERM and SIGHUP unwind through the abort like Ctrl-C does.  The finished file gets the
+permissions ``open(path, "w")`` would have given it under the current umask.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+LOCK_SUFFIX = ".codec-lock"
+TEMP_MARK = ".codec-tmp"
+
+
+class OutputError(OSError):
+    """An output cannot be written: taken by another writer, a full disk, a failed rename."""
+
+
+class OutputBusyError(OutputError):
+    """Another process is writing the same output right now."""
 
 
 def default_mode() -> int:
@@ -20,34 +49,188 @@ def default_mode() -> int:
     return 0o666 & ~mask
 
 
-def temp_path(path: Path, suffix: str = ".tmp") -> Path:
-    """A new empty temporary file beside ``path`` (hidden, named after it)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
+class Output:
+    """A file being written: locked, temporary until :meth:`commit`.
+
+    Args:
+        path: the destination.
+        replace: allow replacing an existing file (``--force``); otherwise an existing file,
+            or one that appears before the commit, is an error.
+        suffix: ending of the temporary name (libraries that pick a format by extension).
+    """
+
+    def __init__(self, path: str | Path, replace: bool = True, suffix: str = "") -> None:
+        if str(path) == "":
+            raise OutputError(errno.EINVAL, "empty output file name")
+        self.path = Path(path)
+        self.replace, self.suffix = replace, suffix
+        self.tmp: Path | None = None
+        self._lock: int | None = None
+        self._created: list[Path] = []
+        self._done = False
+
+    def open(self) -> Path:
+        """Create folders, take the lock, clear stale temporary files; returns the temporary path."""
+        self._make_parents()
+        try:
+            self._take_lock()
+            self._clear_stale()
+            fd, tmp = tempfile.mkstemp(
+                prefix=f".{self.path.name}.", suffix=TEMP_MARK + self.suffix, dir=self.path.parent
+            )
+            os.close(fd)
+            self.tmp = Path(tmp)
+        except BaseException:
+            self.abort()
+            raise
+        return self.tmp
+
+    def commit(self) -> Path:
+        """Rename the temporary file to the output; returns the output path."""
+        if self.tmp is None:
+            raise OutputError(errno.EINVAL, "nothing was written", str(self.path))
+        try:
+            os.chmod(self.tmp, default_mode())
+            if self.replace:
+                os.replace(self.tmp, self.path)
+            else:
+                self._link_new()
+        except BaseException:
+            self.abort()
+            raise
+        self.tmp = None
+        self._done = True
+        self._release()
+        return self.path
+
+    def abort(self) -> None:
+        """Remove the temporary file, the lock and the folders this output created."""
+        if self.tmp is not None:
+            with contextlib.suppress(OSError):
+                self.tmp.unlink()
+            self.tmp = None
+        self._release()
+        if not self._done:
+            for folder in reversed(self._created):
+                with contextlib.suppress(OSError):
+                    folder.rmdir()  # only when empty: another output may have landed there
+            self._created = []
+
+    def __enter__(self) -> Output:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self._done:
+            self.abort()
+
+    # -- steps ----------------------------------------------------------------------------------
+
+    def _make_parents(self) -> None:
+        missing = []
+        folder = self.path.parent
+        while not folder.exists() and folder != folder.parent:
+            missing.append(folder)
+            folder = folder.parent
+        for folder in reversed(missing):
+            try:
+                folder.mkdir()
+            except FileExistsError:
+                if not folder.is_dir():
+                    self.abort()
+                    raise
+                continue
+            except BaseException:
+                self.abort()
+                raise
+            self._created.append(folder)
+
+    def _lock_path(self) -> Path:
+        return self.path.parent / f".{self.path.name}{LOCK_SUFFIX}"
+
+    def _take_lock(self) -> None:
+        lock = self._lock_path()
+        for _ in range(10):  # retry when the lock file was replaced between open and flock
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise OutputBusyError(
+                    errno.EBUSY, "another codec process is writing this output right now", str(self.path)
+                ) from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                self._lock = fd
+                return
+            os.close(fd)
+        raise OutputBusyError(errno.EBUSY, "could not lock the output", str(self.path))
+
+    def _clear_stale(self) -> None:
+        """Temporary files of this output left by a writer that died (we hold the lock)."""
+        for stale in self.path.parent.glob(f".{_glob_escape(self.path.name)}.*{TEMP_MARK}*"):
+            with contextlib.suppress(OSError):
+                stale.unlink()
+
+    def _link_new(self) -> None:
+        try:
+            os.link(self.tmp, self.path)
+        except FileExistsError:
+            raise OutputError(
+                errno.EEXIST, "already exists (use --force to replace it)", str(self.path)
+            ) from None
+        except OSError as err:
+            if err.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
+                raise
+            if self.path.exists():  # no hard links here: the lock still keeps codec writers apart
+                raise OutputError(
+                    errno.EEXIST, "already exists (use --force to replace it)", str(self.path)
+                ) from None
+            os.replace(self.tmp, self.path)
+            return
+        self.tmp.unlink()
+
+    def _release(self) -> None:
+        if self._lock is None:
+            return
+        with contextlib.suppress(OSError):
+            self._lock_path().unlink()  # while still holding it, so no one takes a dead lock file
+        os.close(self._lock)
+        self._lock = None
 
 
-def commit(tmp: Path, path: Path) -> None:
-    """Give ``tmp`` the default permissions and rename it over ``path``."""
-    os.chmod(tmp, default_mode())
-    os.replace(tmp, path)
+def clear_stale(path: str | Path) -> None:
+    """Remove what writers of ``path`` that died left behind (temporary files, a lock file),
+    unless a writer is at work right now.  For outputs a run keeps rather than rewrites."""
+    out = Output(path)
+    if not out.path.parent.is_dir():
+        return
+    try:
+        out._take_lock()
+    except OutputBusyError:
+        return
+    try:
+        out._clear_stale()
+    finally:
+        out._release()
+
+
+def _glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None], suffix: str = ".tmp") -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``.
 
     Args:
-        path: the destination; its folder must exist.
+        path: the destination (missing folders are created, and removed again on failure).
         write: fills the temporary file (it may reopen it by name).
         suffix: of the temporary name (libraries that pick a format from the extension need it).
-    Returns: ``path``.  On any error or interrupt the temporary file is removed.
+    Returns: ``path``.  On any error or interrupt nothing is left behind.
     """
-    path = Path(path)
-    tmp = temp_path(path, suffix)
-    try:
-        write(tmp)
-        commit(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    with Output(path, replace=True, suffix=suffix) as out:
+        write(out.tmp)
+        return out.commit()

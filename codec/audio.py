@@ -1,29 +1,26 @@
-"""Audio file I/O (soundfile), resampling and channel handling (torchaudio), input validation.
+"""Audio as tensors: the :class:`Audio` result, resampling (torchaudio) and input validation.
 
-Every problem with user input is an :class:`AudioError` whose message names the file or
-argument and the problem, so the CLI can print it as one line.
+No file I/O here (that is :mod:`codec.pipeline.audiofile`), so the tensor API can use it
+without importing the file layer.  Every problem with user input is an :class:`AudioError`
+whose message names the argument and the problem.
 """
 
 from __future__ import annotations
 
-import struct
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
-import numpy as np
-import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-from codec.atomic import atomic_write
-
-# Extensions soundfile can write; reading accepts anything libsndfile recognises.
-WRITE_FORMATS = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}
+# Bound on orig * new (rates reduced by their gcd) for the resampling filter: about 4 MB of
+# float32 taps; every ratio of common rates (44100:16000 is 441:160) lies far below it.
+MAX_RATIO_PRODUCT = 1 << 20
 
 
 class AudioError(ValueError):
-    """Audio input that cannot be used: missing, unreadable, empty, non-finite, wrong shape."""
+    """Audio input that cannot be used: missing, unreadable, truncated, empty, non-finite, wrong shape."""
 
 
 @dataclass(frozen=True)
@@ -45,113 +42,57 @@ class Audio:
         return self.wav.shape[-1] / self.sample_rate
 
 
-@dataclass(frozen=True)
-class AudioInfo:
-    """Header of an audio file: ``frames`` samples per channel at ``sample_rate``."""
+def resample_ratio(orig_sr: int, new_sr: int) -> tuple[int, int]:
+    """The ``(orig, new)`` pair the resampling filter is built for.
 
-    sample_rate: int
-    channels: int
-    frames: int
-
-    @property
-    def duration(self) -> float:
-        return self.frames / self.sample_rate
-
-
-def audio_info(path: str | Path) -> AudioInfo:
-    """Read the header of an audio file (no samples)."""
-    path = _existing_file(path)
-    try:
-        info = sf.info(str(path))
-    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
-        raise AudioError(f"{path}: not a readable audio file ({_short(err)})") from None
-    if info.frames <= 0:
-        raise AudioError(f"{path}: empty audio (zero samples)")
-    return AudioInfo(int(info.samplerate), int(info.channels), int(info.frames))
-
-
-def load_audio(path: str | Path) -> Audio:
-    """Read a whole audio file: :class:`Audio` with ``wav [C, T]`` float32 in [-1, 1]."""
-    path = _existing_file(path)
-    check_wav_complete(path)
-    try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
-        raise AudioError(f"{path}: not a readable audio file ({_short(err)})") from None
-    if data.shape[0] == 0:
-        raise AudioError(f"{path}: empty audio (zero samples)")
-    if not np.isfinite(data).all():
-        raise AudioError(f"{path}: audio contains NaN or Inf samples")
-    return Audio(torch.from_numpy(np.ascontiguousarray(data.T)), int(sr))
-
-
-def check_wav_complete(path: Path) -> None:
-    """Raise :class:`AudioError` if a WAV file holds less audio than its header promises.
-
-    libsndfile silently shortens such files to the bytes present, so a cut-off recording
-    would be coded without a word; this walks the RIFF chunks to compare (about 20 lines,
-    no library exposes the declared size).
+    torchaudio builds a sinc kernel of about ``new * (orig + 2 * width)`` taps from the rates
+    reduced by their gcd, so rates sharing few factors (16000 and 44101) would need gigabytes.
+    Above :data:`MAX_RATIO_PRODUCT` the ratio is replaced by its closest continued-fraction
+    convergent whose terms multiply to at most that bound: the kernel then stays a few MB.  The
+    rate is then off by a relative 1e-4 at worst (96001 Hz is taken as 96000: 1e-5, a pitch
+    shift of 0.0002 semitones, far below hearing); lengths are still exact, set from the true
+    rates.
     """
-    size = path.stat().st_size
-    with path.open("rb") as f:
-        head = f.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            return
-        pos = 12
-        while pos + 8 <= size:
-            f.seek(pos)
-            chunk, length = struct.unpack("<4sI", f.read(8))
-            if chunk == b"data":
-                # 0 and 0xFFFFFFFF are placeholders written by streaming writers (ffmpeg, sox).
-                if length not in (0, 0xFFFFFFFF) and pos + 8 + length > size:
-                    raise AudioError(
-                        f"{path}: truncated WAV file (header promises {length} bytes of audio, "
-                        f"the file holds {size - pos - 8})"
-                    )
-                return
-            pos += 8 + length + (length & 1)
+    if orig_sr < 1 or new_sr < 1:
+        raise AudioError(f"sample rates must be positive integers, got {orig_sr} and {new_sr}")
+    g = math.gcd(orig_sr, new_sr)
+    orig, new = orig_sr // g, new_sr // g
+    if orig * new <= MAX_RATIO_PRODUCT:
+        return orig, new
+    best = (orig, new)
+    for num, den in _convergents(new, orig):
+        if num * den > MAX_RATIO_PRODUCT:
+            break
+        if num > 0:
+            best = (den, num)
+    if best[0] * best[1] > MAX_RATIO_PRODUCT:  # a ratio beyond the bound: nearest integer ratio
+        best = (max(1, round(orig / new)), 1) if orig > new else (1, max(1, round(new / orig)))
+    return best
 
 
-def iter_audio_blocks(path: str | Path, block_frames: int) -> Iterator[torch.Tensor]:
-    """Read an audio file in blocks of ``block_frames`` samples: yields ``[C, n]`` float32."""
-    path = _existing_file(path)
-    check_wav_complete(path)
-    try:
-        with sf.SoundFile(str(path)) as f:
-            while True:
-                data = f.read(block_frames, dtype="float32", always_2d=True)
-                if data.shape[0] == 0:
-                    return
-                if not np.isfinite(data).all():
-                    raise AudioError(f"{path}: audio contains NaN or Inf samples")
-                yield torch.from_numpy(np.ascontiguousarray(data.T))
-    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
-        raise AudioError(f"{path}: not a readable audio file ({_short(err)})") from None
-
-
-def save_audio(path: str | Path, wav: torch.Tensor, sample_rate: int, subtype: str | None = None) -> None:
-    """Write ``wav [C, T]`` atomically (temp file + rename); the format follows the extension.
-
-    Samples are clipped to [-1, 1]; the default subtype is 16-bit PCM for WAV/FLAC.
-    """
-    path = Path(path)
-    fmt = WRITE_FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise AudioError(f"{path}: unsupported output format (use one of {', '.join(sorted(WRITE_FORMATS))})")
-    if wav.dim() != 2:
-        raise AudioError(f"save_audio expects [C, T], got shape {tuple(wav.shape)}")
-    data = wav.detach().to("cpu", torch.float32).clamp(-1.0, 1.0).numpy().T
-    if subtype is None and fmt in ("WAV", "FLAC"):
-        subtype = "PCM_16"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda tmp: sf.write(tmp, data, sample_rate, format=fmt, subtype=subtype), path.suffix)
+def _convergents(num: int, den: int) -> Iterator[tuple[int, int]]:
+    """Continued-fraction convergents ``p / q`` of ``num / den``, in order of growing terms."""
+    p0, q0, p1, q1 = 0, 1, 1, 0
+    while den:
+        a, (num, den) = num // den, (den, num % den)
+        p0, q0, p1, q1 = p1, q1, a * p1 + p0, a * q1 + q0
+        yield p1, q1
 
 
 def resample(wav: torch.Tensor, orig_sr: int, new_sr: int) -> torch.Tensor:
-    """Band-limited resampling along the last axis (identity when the rates match)."""
+    """Band-limited resampling along the last axis (identity when the rates match).
+
+    Returns ``[..., ceil(T * new_sr / orig_sr)]``; the filter's memory is bounded whatever the
+    rates (see :func:`resample_ratio`).
+    """
     if orig_sr == new_sr:
         return wav
-    return AF.resample(wav, orig_sr, new_sr)
+    orig, new = resample_ratio(orig_sr, new_sr)
+    out = AF.resample(wav, orig, new)
+    want = int(resampled_length(wav.shape[-1], orig_sr, new_sr))
+    if out.shape[-1] < want:
+        return torch.nn.functional.pad(out, (0, want - out.shape[-1]))
+    return out[..., :want]
 
 
 def resampled_length(length: int | torch.Tensor, orig_sr: int, new_sr: int) -> int | torch.Tensor:
@@ -182,19 +123,3 @@ def as_batch(wav: torch.Tensor, name: str = "wav") -> torch.Tensor:
     if not torch.isfinite(wav).all():
         raise AudioError(f"{name} contains NaN or Inf samples")
     return wav
-
-
-def _existing_file(path: str | Path) -> Path:
-    path = Path(path)
-    if not path.exists():
-        raise AudioError(f"{path}: no such file")
-    if not path.is_file():
-        raise AudioError(f"{path}: not a file")
-    if path.stat().st_size == 0:
-        raise AudioError(f"{path}: empty file")
-    return path
-
-
-def _short(err: BaseException) -> str:
-    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    return text[:200]

@@ -115,11 +115,6 @@ class CodecConfig:
     def frame_rate(self) -> float:
         return self.sample_rate / self.hop_length
 
-    @property
-    def n_fft(self) -> int:
-        """Analysis/synthesis window: two frames, so each sample is covered by two windows."""
-        return 2 * self.hop_length
-
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +40,7 @@ def example_path(model: str | None = None) -> Path:
 
 
 def run_round_trip(
-    codec, path: Path, num_codebooks: int | None = None, output: Path | None = None
+    codec, path: Path, num_codebooks: int | None = None, output: Path | None = None, replace: bool = True
 ) -> DemoResult:
     """Encode ``path`` with ``codec`` (a :class:`codec.Codec`), decode it and score the result.
 
@@ -49,12 +48,14 @@ def run_round_trip(
         codec: the model.
         path: any audio file; scored at the model's rate, mono (channel mean).
         num_codebooks: codebooks to use (default: all).
-        output: also write the decoded audio here.
+        output: also write the decoded audio here (atomically).
+        replace: whether ``output`` may replace an existing file.
     """
     import torch
 
-    from codec import load_audio, metrics, save_audio
+    from codec import load_audio, metrics
     from codec.audio import resample
+    from codec.pipeline.audiofile import AudioFileSink
 
     wav, sr = load_audio(path)
     ref = wav.mean(0)
@@ -64,7 +65,13 @@ def run_round_trip(
         codes = codec.encode(ref, sample_rate=codec.sample_rate, num_codebooks=num_codebooks)
         decoded = codec.decode(codes)[0, 0]
     if output is not None:
-        save_audio(output, decoded[None], codec.sample_rate)
+        sink = AudioFileSink(output, codec.sample_rate, replace=replace)
+        try:
+            sink.write(decoded[None])
+            sink.commit()
+        except BaseException:
+            sink.abort()
+            raise
     rate = codec.sample_rate
     scores = {
         "SI-SDR (dB)": metrics.si_sdr(ref, decoded),
@@ -85,32 +92,41 @@ def add_demo_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
     p.add_argument("--model", help="bundled model name or model directory (default: the bundled model)")
     p.add_argument("-n", "--num-codebooks", type=int, help="codebooks to use (default: all)")
     p.add_argument("--input", help="an audio file to use instead of the bundled example")
-    p.add_argument("-o", "--output", help="write the decoded audio to this file")
+    p.add_argument("-o", "--output", help="write the decoded audio to this file (.wav/.flac/.ogg)")
+    p.add_argument("--force", action="store_true", help="replace an existing output file")
     p.set_defaults(handler=run_demo)
     return p
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    """Handler of ``codec demo``: 0 ok, 2 bad input (one line on stderr)."""
-    from codec import Codec
-    from codec.audio import AudioError
-    from codec.pretrained import NoBundledModelError
+    """Handler of ``codec demo``: its exit status from the shared table (:mod:`codec.exitcodes`)."""
+    from codec import exitcodes
 
-    try:
-        codec = Codec.from_pretrained(args.model)
-        if args.input:
-            path = Path(args.input)
-        else:
-            model_dir = Path(args.model) if args.model and Path(args.model).is_dir() else None
-            path = model_dir / EXAMPLE_NAME if model_dir else example_path(args.model)
-            if not path.is_file():
-                raise FileNotFoundError(f"{path}: this model ships no example clip; pass --input FILE")
-        if args.num_codebooks is not None and not 1 <= args.num_codebooks <= codec.total_codebooks:
-            raise ValueError(f"--num-codebooks must be between 1 and {codec.total_codebooks}")
-        result = run_round_trip(codec, path, args.num_codebooks, Path(args.output) if args.output else None)
-    except (NoBundledModelError, FileNotFoundError, AudioError, ValueError) as err:
-        print(f"codec: error: {err}", file=sys.stderr)
-        return 2
+    return exitcodes.run(lambda: _demo(args))
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from codec import Codec
+    from codec.commands import check_target, load_codec
+    from codec.exitcodes import UsageError
+    from codec.pipeline.audiofile import output_format
+
+    if args.input:
+        path = Path(args.input)
+    else:
+        model_dir = Path(args.model) if args.model and Path(args.model).is_dir() else None
+        path = model_dir / EXAMPLE_NAME if model_dir else example_path(args.model)
+        if not path.is_file():
+            raise UsageError(f"{path}: this model ships no example clip; pass --input FILE")
+    output = None
+    if args.output is not None:
+        output = Path(args.output)
+        output_format(output)
+        check_target(output, args.force, str(path))
+    codec: Codec = load_codec(args.model)
+    if args.num_codebooks is not None and not 1 <= args.num_codebooks <= codec.total_codebooks:
+        raise UsageError(f"--num-codebooks must be between 1 and {codec.total_codebooks}")
+    result = run_round_trip(codec, path, args.num_codebooks, output, replace=args.force)
     b, k, f = result.codes_shape
     print(f"{path.name}: {result.seconds:.2f} s -> codes [{b}, {k}, {f}] at {result.bitrate / 1000:g} kbps")
     print("  " + ", ".join(f"{name} {value:.3g}" for name, value in result.scores.items()))

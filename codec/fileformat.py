@@ -9,7 +9,7 @@ Token file (one item, C channels)::
 
     offset  size  field
     0       8     magic  89 'C' 'D' 'C' 0D 0A 1A 0A
-    8       2     format version (u16), currently 1
+    8       2     format version (u16), currently 2 (1 is still read, see below)
     10      4     header length H (u32)
     14      H     header: UTF-8 JSON object (fields: see FileHeader)
     14+H    P     payload: num_frames * channels * num_codebooks codes, bit-packed
@@ -26,16 +26,23 @@ Token stream (written and read frame by frame, e.g. through a pipe)::
 
 Header of a token file (keys sorted, compact; a stream header lacks the three lengths)::
 
-    {"bits_per_code":6,"channels":1,"codebook_size":64,"config_hash":"3eec265aa41c1545",
+    {"bits_per_code":6,"channels":1,"codebook_size":64,"fingerprint":"9c0e...(64 hex digits)",
      "frame_rate":100.0,"hop_length":160,"model":"debug","num_codebooks":2,"num_frames":300,
      "num_samples":48000,"original_num_samples":132300,"original_sample_rate":44100,
      "sample_rate":16000}
 
+``fingerprint`` is the sha256 of the weights of the model that made the codes (its identity;
+"" when unknown), ``model`` only its name.  Version 1 recorded ``config_hash``, a hash of the
+model's config, instead: such files are still read (``fingerprint`` "" and ``config_hash``
+kept, see :class:`codec.checkpoint.ModelIdentity` for how a decoder checks them).
+
 ``num_samples`` is the valid length at the model's ``sample_rate``; decoding trims to it and,
 at ``original_sample_rate``, to ``original_num_samples``.  Readers check every field's type and
 range and their consistency (``num_frames = ceil(num_samples / hop_length)``, ``bits_per_code``
-matches ``codebook_size``, the two lengths agree); unknown keys are ignored, so version 1 can
+matches ``codebook_size``, the two lengths agree); unknown keys are ignored, so a version can
 gain optional fields.  A change readers must understand bumps the version.
+
+The token stream's reader and writer are in :mod:`codec.tokenstream`, the bit packing in :mod:`codec.bitpack`.
 
 The magic numbers follow PNG's trick: a non-ASCII first byte and CR LF / ^Z / LF bytes that
 text-mode transfers would mangle, so such damage is caught at once.
@@ -44,31 +51,34 @@ text-mode transfers would mangle, so such damage is caught at once.
 from __future__ import annotations
 
 import json
-import math
+import re
 import struct
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
-import numpy as np
 import torch
 
-from codec.atomic import atomic_write
+from codec.atomic import Output
+from codec.bitpack import bits_per_code, decode_frames, encode_frames, packed_size
 from codec.tokens import Codes
 
 EXTENSION = ".cdc"
 STREAM_EXTENSION = ".cdcs"  # a token stream saved to a file
 MAGIC = b"\x89CDC\r\n\x1a\n"
 STREAM_MAGIC = b"\x89CDS\r\n\x1a\n"
-VERSION = 1
+VERSION = 2
 MAX_HEADER_BYTES = 1 << 16
 MAX_PACKET_FRAMES = 1 << 16
-_PACK_SLICE = 1 << 18  # codes packed per numpy pass (multiple of 8)
 _PREFIX = struct.Struct("<8sHI")  # magic, version, header length
 _U32 = struct.Struct("<I")
-_END = struct.Struct("<QQ")
+_FINGERPRINT = re.compile("[0-9a-f]{64}")
+
+# The header's model field is a name (looked up among bundled models), never a path.
+# Empty means unknown; otherwise no separators, no leading dot or tilde, no control characters.
+MODEL_NAME = re.compile(r"(?:[^/\\\x00-\x1f.~][^/\\\x00-\x1f]{0,127})?")
 
 # Leading bytes of common files, so a wrong input is named rather than called "corrupt".
 _FOREIGN = {b"RIFF": "a WAV/RIFF file", b"fLaC": "a FLAC file", b"OggS": "an Ogg file", b"ID3": "an MP3 file"}
@@ -83,24 +93,27 @@ class StreamHeader:
     """What a reader needs before the first frame.
 
     Attributes:
-        model: name of the model that made the codes.
-        config_hash: that model's config hash (a decoder refuses codes of another config).
+        model: name of the model that made the codes (a name such as ``speech_16k``, never a
+            path: see :data:`MODEL_NAME`).
+        fingerprint: that model's weights fingerprint (a decoder refuses codes of other weights).
         sample_rate: model sample rate (Hz).
         hop_length: samples per frame.
         channels: C, channels coded separately.
         num_codebooks: K, codes per channel per frame.
         codebook_size: entries per codebook (codes lie in ``0 .. codebook_size - 1``).
         original_sample_rate: rate of the audio that was encoded (decode restores it).
+        config_hash: the identity a version-1 file recorded instead of ``fingerprint`` ("" if none).
     """
 
     model: str
-    config_hash: str
+    fingerprint: str
     sample_rate: int
     hop_length: int
     channels: int
     num_codebooks: int
     codebook_size: int
     original_sample_rate: int
+    config_hash: str = ""
 
     @property
     def bits_per_code(self) -> int:
@@ -115,7 +128,10 @@ class StreamHeader:
         return self.channels * self.num_codebooks
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "frame_rate": self.frame_rate, "bits_per_code": self.bits_per_code}
+        doc = {**asdict(self), "frame_rate": self.frame_rate, "bits_per_code": self.bits_per_code}
+        if not self.config_hash:
+            del doc["config_hash"]
+        return doc
 
 
 @dataclass(frozen=True)
@@ -150,99 +166,75 @@ class StreamEnd:
     original_num_samples: int
 
 
-def bits_per_code(codebook_size: int) -> int:
-    """``ceil(log2(codebook_size))``, at least 1."""
-    return max(1, math.ceil(math.log2(codebook_size)))
-
-
-def packed_size(num_codes: int, bits: int) -> int:
-    return (num_codes * bits + 7) // 8
-
-
-def pack_codes(codes: np.ndarray, bits: int) -> bytes:
-    """Bit-pack integers in ``0 .. 2**bits - 1`` (any shape, C order) at ``bits`` bits each, MSB first.
-
-    Vectorised: each value becomes its 32 big-endian bits (``np.unpackbits``), the low ``bits``
-    columns are kept and ``np.packbits`` joins them.  Done in slices of :data:`_PACK_SLICE`
-    codes (a multiple of 8, so every slice ends on a byte) to bound the 32-byte-per-code scratch.
-    """
-    if not 1 <= bits <= 32:
-        raise ValueError(f"bits must be in 1..32, got {bits}")
-    flat = np.ascontiguousarray(codes).reshape(-1)
-    parts = []
-    for start in range(0, flat.size, _PACK_SLICE):
-        part = flat[start : start + _PACK_SLICE].astype(">u4")
-        bitmat = np.unpackbits(part.view(np.uint8).reshape(-1, 4), axis=1)[:, 32 - bits :]
-        parts.append(np.packbits(bitmat.reshape(-1)).tobytes())
-    return b"".join(parts)
-
-
-def unpack_codes(data: bytes, count: int, bits: int) -> np.ndarray:
-    """Inverse of :func:`pack_codes`: the first ``count`` values as ``[count]`` int64."""
-    raw = np.frombuffer(data, dtype=np.uint8)
-    out = np.empty(count, dtype=np.int64)
-    step = _PACK_SLICE * bits // 8  # bytes per slice
-    for i, start in enumerate(range(0, count, _PACK_SLICE)):
-        n = min(_PACK_SLICE, count - start)
-        bitmat = np.unpackbits(raw[i * step : (i + 1) * step], count=n * bits).reshape(n, bits)
-        full = np.zeros((n, 32), dtype=np.uint8)
-        full[:, 32 - bits :] = bitmat
-        out[start : start + n] = np.packbits(full, axis=1).view(">u4").reshape(-1)
-    return out
-
-
 def header_from_codes(codes: Codes) -> FileHeader:
     """The file header of a one-item :class:`Codes`."""
     if codes.batch_size != 1:
         raise ValueError(
             f"a token file holds one item; got a batch of {codes.batch_size} (use codes.item(i))"
         )
+    if not MODEL_NAME.fullmatch(codes.model):
+        raise ValueError(
+            f"the model name {codes.model!r} is not a plain name (a path cannot go in a token file)"
+        )
     n = int(codes.lengths[0])
     orig_sr = codes.original_sample_rate or codes.sample_rate
     orig_n = n if codes.original_lengths is None else int(codes.original_lengths[0])
     return FileHeader(
         model=codes.model,
-        config_hash=codes.config_hash,
+        fingerprint=codes.fingerprint,
         sample_rate=codes.sample_rate,
         hop_length=codes.hop_length,
         channels=codes.channels,
         num_codebooks=codes.num_codebooks,
         codebook_size=codes.codebook_size,
         original_sample_rate=orig_sr,
+        config_hash=codes.config_hash,
         num_frames=int(codes.frame_lengths[0]),
         num_samples=n,
         original_num_samples=orig_n,
     )
 
 
-def encode_frames(codes: torch.Tensor, bits: int) -> bytes:
-    """Codes ``[C, K, f]`` -> packed bytes in frame-major order ``[f, C, K]``."""
-    return pack_codes(codes.detach().cpu().permute(2, 0, 1).numpy(), bits)
+def codes_from_header(header: FileHeader, codes: torch.Tensor) -> Codes:
+    """The one-item :class:`Codes` of ``codes [C, K, F]`` described by ``header``."""
+    return Codes(
+        codes=codes,
+        lengths=torch.tensor([header.num_samples]),
+        sample_rate=header.sample_rate,
+        hop_length=header.hop_length,
+        codebook_size=header.codebook_size,
+        channels=header.channels,
+        original_sample_rate=header.original_sample_rate,
+        original_lengths=torch.tensor([header.original_num_samples]),
+        model=header.model,
+        fingerprint=header.fingerprint,
+        config_hash=header.config_hash,
+    )
 
 
-def decode_frames(data: bytes, header: StreamHeader, frames: int) -> torch.Tensor:
-    """Packed bytes of ``frames`` frames -> codes ``[C, K, frames]`` int64 (range not checked)."""
-    flat = unpack_codes(data, frames * header.codes_per_frame, header.bits_per_code)
-    arr = flat.reshape(frames, header.channels, header.num_codebooks).transpose(1, 2, 0)
-    return torch.from_numpy(np.ascontiguousarray(arr))
-
-
-def write_codes(path: str | Path, codes: Codes) -> Path:
-    """Write one item (all its channels) as a token file, atomically (temp file + rename).
+def write_codes(path: str | Path, codes: Codes, replace: bool = True) -> Path:
+    """Write one item (all its channels) as a token file, atomically (see :class:`codec.atomic.Output`).
 
     Args:
-        path: destination (``.cdc`` by convention); its folder must exist.
+        path: destination (``.cdc`` by convention); missing folders are created.
         codes: a :class:`Codes` with batch size 1, ``codes [C, K, F]``.
+        replace: replace an existing file (otherwise that is an error).
     Returns: the path written.
     """
-    path = Path(path)
+    blob = token_file_bytes(codes)
+    with Output(path, replace=replace) as out:
+        out.tmp.write_bytes(blob)
+        return out.commit()
+
+
+def token_file_bytes(codes: Codes) -> bytes:
+    """The bytes of a token file holding one item (see :func:`write_codes`)."""
     header = header_from_codes(codes)
     frames = codes.codes[:, :, : header.num_frames]
     if frames.numel() and (int(frames.min()) < 0 or int(frames.max()) >= header.codebook_size):
         raise ValueError(f"codes out of range 0..{header.codebook_size - 1}")
     blob = _prefix(MAGIC, header) + encode_frames(frames, header.bits_per_code)
-    blob += _U32.pack(zlib.crc32(blob))
-    return atomic_write(path, lambda tmp: tmp.write_bytes(blob))
+    return blob + _U32.pack(zlib.crc32(blob))
 
 
 def read_header(path: str | Path) -> FileHeader:
@@ -255,19 +247,7 @@ def read_codes(path: str | Path) -> Codes:
 
     Raises :class:`TokenFileError` naming the file and the problem.
     """
-    header, codes = _read(Path(path))
-    return Codes(
-        codes=codes,
-        lengths=torch.tensor([header.num_samples]),
-        sample_rate=header.sample_rate,
-        hop_length=header.hop_length,
-        codebook_size=header.codebook_size,
-        channels=header.channels,
-        original_sample_rate=header.original_sample_rate,
-        original_lengths=torch.tensor([header.original_num_samples]),
-        model=header.model,
-        config_hash=header.config_hash,
-    )
+    return codes_from_header(*_read(Path(path)))
 
 
 def _prefix(magic: bytes, header: StreamHeader) -> bytes:
@@ -279,11 +259,13 @@ def _read(path: Path) -> tuple[FileHeader, torch.Tensor]:
     data = _read_bytes(path)
     if len(data) < _PREFIX.size:
         raise TokenFileError(f"{path}: truncated token file (header incomplete)")
-    length = _check_prefix(data[: _PREFIX.size], MAGIC, path)
+    version, length = _check_prefix(data[: _PREFIX.size], MAGIC, path, lambda: _check_crc(data, path))
     start = _PREFIX.size + length
     if len(data) < start:
         raise TokenFileError(f"{path}: truncated token file (header incomplete)")
-    header = _parse_json(data[_PREFIX.size : start], FileHeader, path, lambda: _check_crc(data, path))
+    header = _parse_json(
+        data[_PREFIX.size : start], FileHeader, path, lambda: _check_crc(data, path), version
+    )
     expected = start + header.payload_bytes + _U32.size
     if len(data) < expected:
         raise TokenFileError(f"{path}: truncated token file ({len(data)} of {expected} bytes)")
@@ -325,25 +307,32 @@ def _check_magic(head: bytes, magic: bytes, name: object) -> None:
     raise TokenFileError(f"{name}: not a codec {want} ({found})")
 
 
-def _check_prefix(prefix: bytes, magic: bytes, name: object) -> int:
-    """Check magic, version and header length; returns the header length."""
+def _check_prefix(prefix: bytes, magic: bytes, name: object, verify: Callable[[], None]) -> tuple[int, int]:
+    """Check magic, version and header length; returns the version and the header length.
+
+    ``verify`` (the CRC check) runs before a version is called too new, so a damaged version
+    field reads as corruption rather than as "upgrade codec".
+    """
     _check_magic(prefix[: len(magic)], magic, name)
     _, version, length = _PREFIX.unpack(prefix)
     if version > VERSION:
+        verify()
         raise TokenFileError(
             f"{name}: format version {version} is newer than this library reads (1..{VERSION}); upgrade codec"
         )
     if version < 1 or length > MAX_HEADER_BYTES:
         raise TokenFileError(f"{name}: corrupt (format version {version}, header length {length})")
-    return length
+    return version, length
 
 
-def _parse_json(text: bytes, cls: type[StreamHeader], name: object, verify: Callable[[], None]) -> Any:
+def _parse_json(
+    text: bytes, cls: type[StreamHeader], name: object, verify: Callable[[], None], version: int
+) -> Any:
     """Parse and validate a JSON header; ``verify`` runs first when it is invalid, so damage
     caught by a checksum is reported as corruption rather than as a bad field."""
     try:
         doc = json.loads(text.decode("utf-8"))
-        return parse_header(doc, cls, name)
+        return parse_header(doc, cls, name, version)
     except (UnicodeDecodeError, json.JSONDecodeError):
         verify()
         raise TokenFileError(f"{name}: corrupt header (not valid JSON)") from None
@@ -352,16 +341,24 @@ def _parse_json(text: bytes, cls: type[StreamHeader], name: object, verify: Call
         raise
 
 
-def parse_header(doc: Any, cls: type[StreamHeader], name: object) -> Any:
-    """Validate a header JSON object field by field and build ``cls`` from it."""
+def parse_header(doc: Any, cls: type[StreamHeader], name: object, version: int = VERSION) -> Any:
+    """Validate a header JSON object of format ``version`` field by field and build ``cls`` from it."""
     if not isinstance(doc, dict):
         raise TokenFileError(f"{name}: invalid header (not a JSON object)")
+    if version == 1:
+        # Version 1 identified the model by config_hash (required) and had no fingerprint.
+        if not isinstance(doc.get("config_hash"), str):
+            raise TokenFileError(f"{name}: invalid header field 'config_hash': {doc.get('config_hash')!r}")
+        doc = {**doc, "fingerprint": ""}
+    doc = {"config_hash": "", **doc}
     values = {}
     for f in fields(cls):
         value = doc.get(f.name)
-        want = str if f.name in ("model", "config_hash") else int
+        want = str if f.name in ("model", "fingerprint", "config_hash") else int
         if value is None or isinstance(value, bool) or not isinstance(value, want):
             raise TokenFileError(f"{name}: invalid header field {f.name!r}: {value!r}")
+        if f.name == "model" and not MODEL_NAME.fullmatch(value):
+            raise TokenFileError(f"{name}: invalid header field 'model': {value!r} is not a model name")
         values[f.name] = value
     header = cls(**values)
     problem = _header_problem(header, doc)
@@ -378,6 +375,8 @@ def _header_problem(h: StreamHeader, doc: dict[str, Any]) -> str | None:
         return f"codebook_size must be in 2..2**32, got {h.codebook_size}"
     if h.sample_rate > 10_000_000 or h.original_sample_rate > 10_000_000 or h.channels > 4096:
         return "sample rate or channel count out of range"
+    if h.fingerprint and not _FINGERPRINT.fullmatch(h.fingerprint):
+        return f"fingerprint must be 64 lowercase hex digits, got {h.fingerprint!r}"
     if doc.get("bits_per_code") != h.bits_per_code:
         return f"bits_per_code {doc.get('bits_per_code')!r} does not match codebook_size {h.codebook_size}"
     if isinstance(h, FileHeader):
@@ -399,103 +398,3 @@ def _check_crc(data: bytes, name: object) -> None:
 def _check_range(codes: torch.Tensor, header: StreamHeader, name: object) -> None:
     if codes.numel() and int(codes.max()) >= header.codebook_size:
         raise TokenFileError(f"{name}: corrupt (a code is >= codebook_size {header.codebook_size})")
-
-
-# -- token stream -----------------------------------------------------------------------------
-
-
-class TokenStreamWriter:
-    """Writes a token stream: the header at once, then one packet per :meth:`write` call.
-
-    Args:
-        out: a binary file object (e.g. ``sys.stdout.buffer``); flushed after every packet so a
-            reader downstream gets each packet as soon as it is made.
-        header: the stream header.
-    """
-
-    def __init__(self, out: BinaryIO, header: StreamHeader) -> None:
-        self.out, self.header = out, header
-        blob = _prefix(STREAM_MAGIC, header)
-        self._send(blob + _U32.pack(zlib.crc32(blob)))
-
-    def write(self, codes: torch.Tensor) -> None:
-        """Args: codes ``[C, K, f]`` (``f`` may be 0: nothing is written)."""
-        for start in range(0, codes.shape[-1], MAX_PACKET_FRAMES):
-            chunk = codes[..., start : start + MAX_PACKET_FRAMES]
-            blob = b"F" + _U32.pack(chunk.shape[-1]) + encode_frames(chunk, self.header.bits_per_code)
-            self._send(blob + _U32.pack(zlib.crc32(blob)))
-
-    def close(self, num_samples: int, original_num_samples: int) -> None:
-        """Write the end packet with the true lengths (model rate and original rate)."""
-        blob = b"E" + _END.pack(num_samples, original_num_samples)
-        self._send(blob + _U32.pack(zlib.crc32(blob)))
-
-    def _send(self, blob: bytes) -> None:
-        self.out.write(blob)
-        self.out.flush()
-
-
-class TokenStreamReader:
-    """Reads a token stream packet by packet (blocking reads of exactly the bytes needed).
-
-    Args:
-        inp: a binary file object (e.g. ``sys.stdin.buffer``).
-        name: how errors name the input.
-
-    Iterate over :meth:`frames` for codes ``[C, K, f]``; afterwards :attr:`end` holds the
-    :class:`StreamEnd`.  A stream that stops without its end packet is a :class:`TokenFileError`.
-    """
-
-    def __init__(self, inp: BinaryIO, name: str = "<stdin>") -> None:
-        self.inp, self.name = inp, name
-        head = self._read(len(MAGIC), allow_eof=True)
-        if not head:
-            raise TokenFileError(f"{name}: empty input (no token stream)")
-        _check_magic(head, STREAM_MAGIC, name)
-        prefix = head + self._read(_PREFIX.size - len(MAGIC))
-        text = self._read(_check_prefix(prefix, STREAM_MAGIC, name))
-        crc = self._read(_U32.size)
-
-        def verify() -> None:
-            if zlib.crc32(prefix + text) != _U32.unpack(crc)[0]:
-                raise TokenFileError(f"{name}: corrupt stream header (CRC32 mismatch)")
-
-        verify()
-        self.header: StreamHeader = _parse_json(text, StreamHeader, name, verify)
-        self.end: StreamEnd | None = None
-
-    def frames(self) -> Iterator[torch.Tensor]:
-        """Yields codes ``[C, K, f]`` packet by packet until the end packet."""
-        while self.end is None:
-            kind = self._read(1)
-            if kind == b"F":
-                count = self._read(_U32.size)
-                n = _U32.unpack(count)[0]
-                if not 1 <= n <= MAX_PACKET_FRAMES:
-                    raise TokenFileError(f"{self.name}: corrupt stream (packet of {n} frames)")
-                payload = self._read(packed_size(n * self.header.codes_per_frame, self.header.bits_per_code))
-                self._check(kind + count + payload)
-                codes = decode_frames(payload, self.header, n)
-                _check_range(codes, self.header, self.name)
-                yield codes
-            elif kind == b"E":
-                body = self._read(_END.size)
-                self._check(kind + body)
-                self.end = StreamEnd(*_END.unpack(body))
-            else:
-                raise TokenFileError(f"{self.name}: corrupt stream (unknown packet type {kind!r})")
-
-    def _check(self, blob: bytes) -> None:
-        if zlib.crc32(blob) != _U32.unpack(self._read(_U32.size))[0]:
-            raise TokenFileError(f"{self.name}: corrupt stream (packet CRC32 mismatch)")
-
-    def _read(self, n: int, allow_eof: bool = False) -> bytes:
-        data = b""
-        while len(data) < n:
-            part = self.inp.read(n - len(data))
-            if not part:
-                if allow_eof and not data:
-                    return b""
-                raise TokenFileError(f"{self.name}: truncated token stream (ended without its end packet)")
-            data += part
-        return data

@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from codec import pretrained
-from codec.audio import AudioError, audio_info
-from codec.checkpoint import WEIGHTS_NAME, read_config
-from codec.fileformat import MAGIC, STREAM_MAGIC, TokenStreamReader, read_header
+from codec.audio import AudioError
+from codec.checkpoint import WEIGHTS_NAME, CheckpointError, model_fingerprint, read_config
+from codec.fileformat import MAGIC, STREAM_MAGIC, read_header
 from codec.model import build_model, count_parameters
+from codec.pipeline.audiofile import AudioFileSource
 from codec.pretrained import NoBundledModelError
+from codec.tokenstream import TokenStreamReader
 
 
 class DescribeError(ValueError):
@@ -29,8 +31,15 @@ def describe(target: str | Path) -> dict[str, Any]:
         return describe_model(path)
     if path.is_file():
         return describe_file(path)
+    if path.exists():
+        raise DescribeError(f"{path}: not a regular file (a pipe or device): nothing to describe")
+    if path.is_symlink():
+        raise DescribeError(f"{path}: broken symbolic link")
     text = str(target)
-    if not path.exists() and "/" not in text and not path.suffix:
+    if "/" not in text and not path.suffix:
+        if text not in pretrained.available():
+            have = ", ".join(pretrained.available()) or "none"
+            raise DescribeError(f"{text}: no such file, directory or bundled model (bundled: {have})")
         try:
             return describe_model(pretrained.model_dir(text))
         except NoBundledModelError as err:
@@ -45,7 +54,7 @@ def describe_model(folder: Path) -> dict[str, Any]:
     q = cfg.quantizer
     weights = folder / WEIGHTS_NAME
     return {
-        "kind": "model", "path": str(folder), "name": cfg.name, "config_hash": cfg.hash(),
+        "kind": "model", "path": str(folder), "name": cfg.name, "fingerprint": _fingerprint(folder),
         "weights": f"{weights.stat().st_size} bytes" if weights.is_file() else "missing",
         "parameters": count_parameters(model), "sample_rate": cfg.sample_rate, "hop_length": cfg.hop_length,
         "frame_rate": cfg.frame_rate, "causal": cfg.causal, "lookahead_samples": model.decoder_delay,
@@ -54,6 +63,13 @@ def describe_model(folder: Path) -> dict[str, Any]:
         "bitrate_per_codebook_bps": cfg.frame_rate * math.log2(q.codebook_size),
         **({"metadata": metadata} if metadata else {}),
     }  # fmt: skip
+
+
+def _fingerprint(folder: Path) -> str:
+    try:
+        return model_fingerprint(folder)
+    except CheckpointError as err:
+        return f"unavailable ({err})"
 
 
 def describe_file(path: Path) -> dict[str, Any]:
@@ -71,14 +87,7 @@ def describe_file(path: Path) -> dict[str, Any]:
         if reader.end is not None:
             extra["duration_s"] = round(reader.end.original_num_samples / h.original_sample_rate, 3)
     else:
-        try:
-            info = audio_info(path)
-        except AudioError:
-            raise DescribeError(f"{path}: not a model directory, token file or audio file") from None
-        return {
-            "kind": "audio", "path": str(path), "sample_rate": info.sample_rate, "channels": info.channels,
-            "frames": info.frames, "duration_s": round(info.duration, 3),
-        }  # fmt: skip
+        return describe_audio(path)
     bitrate = h.frame_rate * h.num_codebooks * math.log2(h.codebook_size)
     return {
         "path": str(path),
@@ -88,3 +97,22 @@ def describe_file(path: Path) -> dict[str, Any]:
         "file_bytes": path.stat().st_size,
         "bitrate_bps": round(bitrate * h.channels, 3),
     }
+
+
+def describe_audio(path: Path) -> dict[str, Any]:
+    """An audio file's rate, channels and length; a length the header leaves open is counted."""
+    try:
+        source = AudioFileSource(path, block_seconds=60.0)
+        num_samples = source.info.num_samples
+        if num_samples is None:  # not declared (a FLAC stream without total_samples): read through
+            for _ in source.blocks():
+                pass
+            num_samples = source.samples_read
+    except AudioError as err:
+        if "not a readable audio file" not in str(err):
+            raise  # truncated, NaN, ...: say what is wrong with the audio
+        raise DescribeError(f"{path}: not a model directory, token file or audio file") from None
+    return {
+        "kind": "audio", "path": str(path), "sample_rate": source.sample_rate, "channels": source.channels,
+        "num_samples": num_samples, "duration_s": round(num_samples / source.sample_rate, 3),
+    }  # fmt: skip

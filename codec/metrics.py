@@ -128,8 +128,22 @@ def codebook_entropy(codes: ArrayLike, codebook_size: int) -> list[float]:
     c = torch.as_tensor(np.asarray(codes.cpu() if isinstance(codes, torch.Tensor) else codes)).long()
     if c.dim() < 2:
         raise ValueError(f"expected codes [..., K, F], got shape {tuple(c.shape)}")
-    c = c.transpose(0, -2).reshape(c.shape[-2], -1)
-    return [entropy_bits(torch.bincount(level, minlength=codebook_size)) for level in c]
+    return [entropy_bits(counts) for counts in code_usage(c, codebook_size)]
+
+
+def code_usage(codes: torch.Tensor, codebook_size: int, level_dim: int = -2) -> torch.Tensor:
+    """How often each entry of each codebook level is used, pooled over everything else.
+
+    Args:
+        codes: integer codes with the levels along ``level_dim`` (``[B, K, F]``: -2; the
+            quantizer's ``[M, K]``: -1).
+        codebook_size: entries per codebook.
+    Returns: counts ``[K, codebook_size]`` float32 (one bincount for all levels).
+    """
+    levels = codes.movedim(level_dim, 0).reshape(codes.shape[level_dim], -1).long()
+    offsets = torch.arange(levels.shape[0], device=levels.device)[:, None] * codebook_size
+    counts = torch.bincount((levels + offsets).flatten(), minlength=levels.shape[0] * codebook_size)
+    return counts.float().reshape(levels.shape[0], codebook_size)
 
 
 def entropy_bits(counts: torch.Tensor) -> float:

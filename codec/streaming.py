@@ -9,6 +9,11 @@ produces are the pre-roll before time zero, and :meth:`Stream.flush` returns the
 
 Offline encoding and decoding run the same layers from a fresh (zero) state, so a stream in
 any chunking reproduces the offline result.
+
+Every state tensor is allocated once and written in place (flush and reset zero it), so a
+step of whole frames can be captured as a CUDA graph and replayed for many concurrent
+streams: :meth:`Stream.step` is that step (no host synchronisation) and
+:meth:`Stream.cuda_graph` captures it.
 """
 
 from __future__ import annotations
@@ -18,10 +23,24 @@ from dataclasses import dataclass
 import torch
 
 from codec.model import CodecModel
+from codec.modules.conv import reset_state
 
 
 class StreamingError(RuntimeError):
     """The model cannot stream, or a stream was fed input of the wrong shape."""
+
+
+@dataclass
+class StepOutput:
+    """What :meth:`Stream.step` returns.
+
+    Attributes:
+        codes: ``[B * C, K, f]`` codes of the step's ``f`` frames.
+        wav: ``[B, C, f * hop]`` their audio, lagging by :attr:`Stream.lookahead`.
+    """
+
+    codes: torch.Tensor
+    wav: torch.Tensor
 
 
 @dataclass
@@ -55,7 +74,7 @@ class Stream:
                 f"model {model.cfg.name!r} is not causal (causal: false in its config), so it cannot stream; "
                 "use encode()/decode() on whole signals"
             )
-        if batch_size < 1 or channels < 1:
+        if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in (batch_size, channels)):
             raise StreamingError(f"batch_size and channels must be >= 1, got {batch_size} and {channels}")
         total = model.quantizer.total_codebooks
         if num_codebooks is not None and not 1 <= num_codebooks <= total:
@@ -66,13 +85,18 @@ class Stream:
         param = next(model.parameters())
         self._device, self._dtype = param.device, param.dtype
         self._rows = batch_size * channels
-        self._start()
+        rows, dev, dt = self._rows, self._device, self._dtype
+        self._enc = model.encoder.init_state(rows, dev, dt)
+        self._dec = model.decoder.init_state(rows, dev, dt)
+        # Samples towards the next frame: the first _pending_count columns are valid.
+        self._pending = torch.zeros(rows, self.hop_length, device=dev, dtype=dt)
+        self._pending_count = 0
+        self._decoded = False
 
     def _start(self) -> None:
-        rows, dev, dt = self._rows, self._device, self._dtype
-        self._enc = self.model.encoder.init_state(rows, dev, dt)
-        self._dec = self.model.decoder.init_state(rows, dev, dt)
-        self._pending = torch.zeros(rows, 0, device=dev, dtype=dt)
+        """Back to a fresh stream, in place (the state tensors keep their memory)."""
+        reset_state((self._enc, self._dec, self._pending))
+        self._pending_count = 0
         self._decoded = False
 
     @property
@@ -87,9 +111,9 @@ class Stream:
     @property
     def pending_samples(self) -> int:
         """Samples received by :meth:`encode` but not yet part of a complete frame."""
-        return self._pending.shape[1]
+        return self._pending_count
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def encode(self, wav: torch.Tensor) -> torch.Tensor:
         """Args: wav ``[B, C, T]`` (any T >= 0) at the model's sample rate.
 
@@ -99,19 +123,23 @@ class Stream:
             raise StreamingError(
                 f"stream.encode expects [B={self.batch_size}, C={self.channels}, T], got {tuple(wav.shape)}"
             )
+        if not wav.is_floating_point():
+            # Integer PCM would be coded unscaled (32767 for full scale): refuse, as Codec.encode does.
+            raise StreamingError(f"stream.encode expects float samples in [-1, 1], got {wav.dtype}")
         if not torch.isfinite(wav).all():
             raise StreamingError("stream.encode: chunk contains NaN or Inf samples")
         x = wav.reshape(self._rows, -1).to(self._device, self._dtype)
-        if self._pending.shape[1]:
-            x = torch.cat([self._pending, x], dim=1)
+        if self._pending_count:
+            x = torch.cat([self._pending[:, : self._pending_count], x], dim=1)
         hop = self.hop_length
         usable = (x.shape[1] // hop) * hop
-        self._pending = x[:, usable:]
+        self._pending_count = x.shape[1] - usable
+        self._pending[:, : self._pending_count].copy_(x[:, usable:])
         if usable == 0:
             return torch.zeros(self._rows, self.num_codebooks, 0, dtype=torch.long, device=self._device)
         return self.model.encode(x[:, :usable], self.num_codebooks, state=self._enc)
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """Args: codes ``[B * C, K, f]``. Returns ``[B, C, f * hop]``, lagging by :attr:`lookahead`."""
         check_codes(
@@ -123,25 +151,24 @@ class Stream:
         out = self.model.decode(codes.to(self._device), self._dec)
         return out.reshape(self.batch_size, self.channels, -1)
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def flush(self) -> StreamFlush:
         """End of input in both directions, then start afresh (see :class:`StreamFlush`)."""
         codes = torch.zeros(self._rows, self.num_codebooks, 0, dtype=torch.long, device=self._device)
         if self.pending_samples:
-            pad = self.hop_length - self.pending_samples
-            codes = self.model.encode(
-                torch.nn.functional.pad(self._pending, (0, pad)), self.num_codebooks, self._enc
-            )
+            self._pending[:, self._pending_count :] = 0
+            codes = self.model.encode(self._pending.clone(), self.num_codebooks, self._enc)
         parts = []
         if self._decoded:
             if codes.shape[-1]:
                 parts.append(self.decode(codes))
             parts.append(self._dec.head.tail.reshape(self.batch_size, self.channels, -1).clone())
-        wav = torch.cat(parts, dim=-1) if parts else torch.zeros(self.batch_size, self.channels, 0)
+        empty = torch.zeros(self.batch_size, self.channels, 0, device=self._device)
+        wav = torch.cat(parts, dim=-1) if parts else empty
         self._start()
         return StreamFlush(codes, wav)
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def reset(self, mask: torch.Tensor | None = None) -> None:
         """Restart all streams (``mask=None``) or the streams ``b`` where ``mask [B]`` is True.
 
@@ -159,6 +186,79 @@ class Stream:
         self._enc.reset(rows)
         self._dec.reset(rows)
         self._pending[rows] = 0
+
+    @torch.no_grad()
+    def step(self, wav: torch.Tensor) -> StepOutput:
+        """Encode whole frames and decode their codes, without synchronising with the device.
+
+        The fixed-shape step of a real-time loop (and what :meth:`cuda_graph` captures): no
+        value checks (they would wait for the device), only shapes; nothing may be pending
+        from :meth:`encode`.
+
+        Args: wav ``[B, C, f * hop]`` at the model's rate, ``f >= 1``.
+        Returns: :class:`StepOutput` (codes ``[B * C, K, f]``, audio ``[B, C, f * hop]``).
+        """
+        shape = (self.batch_size, self.channels)
+        if (
+            wav.dim() != 3
+            or tuple(wav.shape[:2]) != shape
+            or wav.shape[-1] % self.hop_length
+            or not wav.shape[-1]
+        ):
+            raise StreamingError(
+                f"stream.step expects [B={shape[0]}, C={shape[1]}, f * {self.hop_length}] with f >= 1, "
+                f"got {tuple(wav.shape)}"
+            )
+        if self._pending_count:
+            raise StreamingError(f"stream.step needs whole frames: {self._pending_count} samples are pending")
+        x = wav.reshape(self._rows, -1).to(self._device, self._dtype)
+        codes = self.model.encode(x, self.num_codebooks, self._enc)
+        self._decoded = True
+        out = self.model.decode(codes, self._dec)
+        return StepOutput(codes, out.reshape(*shape, -1))
+
+    def cuda_graph(self, frames: int = 1) -> CapturedStep:
+        """:meth:`step` of ``frames`` frames captured as a CUDA graph (model on a CUDA device)."""
+        return CapturedStep(self, frames)
+
+
+class CapturedStep:
+    """A stream's :meth:`Stream.step` captured once as a CUDA graph and replayed per call.
+
+    Replays read and write the stream's own state (which never moves), so the stream goes on
+    as if :meth:`Stream.step` had been called; capture leaves the stream freshly started.  The
+    returned tensors are the graph's: the next call overwrites them (clone to keep).
+
+    Args:
+        stream: a :class:`Stream` whose model is on a CUDA device.
+        frames: frames per step.
+    """
+
+    def __init__(self, stream: Stream, frames: int = 1) -> None:
+        if stream._device.type != "cuda":
+            raise StreamingError(f"CUDA graphs need the model on a CUDA device, it is on {stream._device}")
+        self.stream = stream
+        self.input = torch.zeros(
+            stream.batch_size, stream.channels, frames * stream.hop_length, device=stream._device,
+            dtype=stream._dtype,
+        )  # fmt: skip
+        # Warm up on a side stream (lazy initialisation, kernel autotuning), as capture requires.
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                stream.step(self.input)
+        torch.cuda.current_stream().wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.output = stream.step(self.input)
+        stream.reset()
+
+    def __call__(self, wav: torch.Tensor) -> StepOutput:
+        """Args: wav ``[B, C, frames * hop]``. Returns the graph's :class:`StepOutput`."""
+        self.input.copy_(wav)
+        self.graph.replay()
+        return self.output
 
 
 def check_codes(codes: torch.Tensor, rows: int | None, total_codebooks: int, codebook_size: int) -> None:

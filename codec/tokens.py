@@ -18,9 +18,12 @@ from dataclasses import dataclass
 import torch
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Codes:
     """Codes of a batch and what is needed to decode them.
+
+    Two ``Codes`` are equal when every field is (tensors by value, on any device); they are
+    not hashable.
 
     Attributes:
         codes: ``[B * C, K, F]`` int64, frames past an item's ``frame_lengths`` hold codes of
@@ -32,8 +35,11 @@ class Codes:
         channels: C, channels per item.
         original_sample_rate: the input's sample rate (decode can restore it).
         original_lengths: ``[B]`` valid samples per item at ``original_sample_rate``.
-        model: name of the model that made the codes.
-        config_hash: hash of that model's config (catches decoding with the wrong model).
+        model: name of the model that made the codes (informational).
+        fingerprint: that model's weights fingerprint (:func:`codec.checkpoint.weights_fingerprint`);
+            decoding refuses codes of other weights.  "" when unknown (codes built by hand).
+        config_hash: only for codes read from a version-1 token file, which recorded a hash of
+            the model's config instead of a fingerprint; "" otherwise.
     """
 
     codes: torch.Tensor
@@ -45,7 +51,35 @@ class Codes:
     original_sample_rate: int | None = None
     original_lengths: torch.Tensor | None = None
     model: str = ""
+    fingerprint: str = ""
     config_hash: str = ""
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Codes):
+            return NotImplemented
+        return all(_same(getattr(self, f.name), getattr(other, f.name)) for f in dataclasses.fields(self))
+
+    __hash__ = None  # type: ignore[assignment]  # equality is by (mutable) tensor value
+
+    def __post_init__(self) -> None:
+        for key in ("sample_rate", "hop_length", "codebook_size", "channels"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"Codes.{key} must be a positive integer, got {value!r}")
+        if not isinstance(self.codes, torch.Tensor) or self.codes.dim() != 3:
+            raise ValueError("Codes.codes must be a [B * C, K, F] tensor")
+        if self.codes.shape[0] % self.channels:
+            raise ValueError(
+                f"Codes.codes has {self.codes.shape[0]} rows, not a multiple of {self.channels} channels"
+            )
+        for key in ("lengths", "original_lengths"):
+            value = getattr(self, key)
+            if value is None and key == "original_lengths":
+                continue
+            if not isinstance(value, torch.Tensor) or value.dim() != 1:
+                raise ValueError(f"Codes.{key} must be a 1-D integer tensor, got {type(value).__name__}")
+            if value.dtype.is_floating_point or value.dtype == torch.bool or value.is_complex():
+                raise ValueError(f"Codes.{key} must hold integers, got {value.dtype}")
 
     @property
     def batch_size(self) -> int:
@@ -94,6 +128,14 @@ class Codes:
         )
 
 
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        return a.shape == b.shape and a.dtype == b.dtype and torch.equal(a.cpu(), b.cpu())
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return False
+    return a == b
+
+
 def flatten_codes(codes: torch.Tensor, codebook_size: int) -> torch.Tensor:
     """Interleave levels frame by frame into one token stream with disjoint vocabularies.
 
@@ -107,6 +149,8 @@ def flatten_codes(codes: torch.Tensor, codebook_size: int) -> torch.Tensor:
 
 def unflatten_tokens(tokens: torch.Tensor, num_codebooks: int, codebook_size: int) -> torch.Tensor:
     """Inverse of :func:`flatten_codes`. Args: tokens ``[B, F * K]``. Returns codes ``[B, K, F]``."""
+    if isinstance(num_codebooks, bool) or not isinstance(num_codebooks, int) or num_codebooks < 1:
+        raise ValueError(f"num_codebooks must be a positive integer, got {num_codebooks!r}")
     b, n = tokens.shape
     if n % num_codebooks:
         raise ValueError(f"token count {n} is not a multiple of num_codebooks={num_codebooks}")

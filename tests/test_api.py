@@ -151,3 +151,53 @@ def test_bundled_model_is_the_trained_one() -> None:
     wav, sr = load_audio(pretrained.model_dir() / "example.flac")
     out = codec.decode(codec.encode(wav[None], sample_rate=sr))[0, 0]
     assert metrics.mel_distance(wav[0], out, sr) < 0.2
+
+
+def test_outputs_train_an_embedding_and_a_loss(debug_codec: Codec) -> None:
+    """Tokenising on the fly for LM training: codes index an embedding that gets gradients."""
+    codes = debug_codec.encode(speech_like(2000)[None], 16000)
+    assert not codes.codes.is_inference() and not codes.codes.requires_grad
+    embed = torch.nn.Embedding(debug_codec.codebook_size, 4)
+    embed(codes.codes).sum().backward()
+    assert embed.weight.grad is not None and embed.weight.grad.abs().sum() > 0
+    gain = torch.ones((), requires_grad=True)
+    wav = debug_codec.decode(codes)
+    assert not wav.is_inference()
+    (gain * wav).pow(2).sum().backward()
+    assert gain.grad is not None and gain.grad > 0
+    # Nothing is tracked through the model itself.
+    assert all(p.grad is None for p in debug_codec.model.parameters())
+
+
+def test_outputs_go_to_the_inputs_device_or_the_one_asked(debug_codec: Codec) -> None:
+    wav = speech_like(1000)[None]
+    codes = debug_codec.encode(wav, 16000)
+    assert codes.codes.device == wav.device
+    assert debug_codec.encode(wav, 16000, device="meta").codes.device.type == "meta"
+    assert debug_codec.decode(codes).device == wav.device
+    assert debug_codec.decode(codes, device="meta").device.type == "meta"
+    assert debug_codec.decode(codes, sample_rate=8000, device="meta").device.type == "meta"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_outputs_stay_on_the_gpu(debug_codec: Codec) -> None:
+    codec = Codec(debug_codec.model).to("cuda")
+    try:
+        wav = speech_like(1000)[None].cuda()
+        codes = codec.encode(wav, 16000)
+        assert codes.codes.is_cuda and codec.decode(codes).is_cuda
+        assert not codec.decode(codes.to("cpu")).is_cuda
+    finally:
+        codec.to("cpu")
+
+
+def test_rows_that_are_not_whole_items_are_refused(debug_codec: Codec) -> None:
+    codes = debug_codec.encode(torch.zeros(1, 2, 800), 16000)
+    rows = torch.cat([codes.codes, codes.codes[:1]])
+    with pytest.raises(ValueError, match="rows"):
+        Codes(**(codes.__dict__ | {"codes": rows}))
+    # Decoding checks again, for codes changed after they were made.
+    bad = debug_codec.encode(torch.zeros(1, 2, 800), 16000)
+    object.__setattr__(bad, "codes", rows)
+    with pytest.raises(ValueError, match="rows"):
+        debug_codec.decode(bad)

@@ -10,7 +10,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from codec.audio import AudioError, audio_info, iter_audio_blocks, load_audio, resampled_length, save_audio
+from codec.audio import AudioError, resampled_length
+from codec.pipeline.audiofile import AudioFileSource, audio_info, load_audio, save_audio
 
 
 def test_save_and_load_round_trip(tmp_path) -> None:
@@ -23,7 +24,7 @@ def test_save_and_load_round_trip(tmp_path) -> None:
         assert (back - wav).abs().max() < 1e-4  # 16-bit PCM
         assert audio_info(path).duration == 0.5
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
-    blocks = list(iter_audio_blocks(tmp_path / "x.wav", 3000))
+    blocks = list(AudioFileSource(tmp_path / "x.wav", block_seconds=3000 / 16000).blocks())
     assert [b.shape[-1] for b in blocks] == [3000, 3000, 2000]
 
 
@@ -60,7 +61,7 @@ def test_truncated_wav_is_refused_by_every_reader(tmp_path) -> None:
     with pytest.raises(AudioError, match="truncated WAV"):
         load_audio(path)
     with pytest.raises(AudioError, match="truncated WAV"):
-        next(iter_audio_blocks(path, 1000))
+        next(AudioFileSource(path, block_seconds=0.1).blocks())
 
 
 def test_outputs_get_the_umask_permissions(tmp_path) -> None:

@@ -30,16 +30,27 @@ def test_causal_depthwise_conv_streams_bit_exactly() -> None:
     assert torch.equal(_chunked(lambda c: conv(c, state), x, 1), conv(x))
 
 
-@torch.no_grad()
 @pytest.mark.parametrize("causal", [True, False])
 def test_depthwise_conv_matches_library_conv(causal: bool) -> None:
     conv = FrameConv1d(6, 4, causal=causal).eval()
     x = torch.randn(3, 20, 6)
     left = 3 if causal else 1
-    ref = F.conv1d(F.pad(x.transpose(1, 2), (left, 3 - left)), conv.weight[:, None], conv.bias, groups=6)
-    torch.testing.assert_close(conv(x), ref.transpose(1, 2), atol=1e-6, rtol=1e-6)
+    with torch.no_grad():
+        ref = F.conv1d(F.pad(x.transpose(1, 2), (left, 3 - left)), conv.weight[:, None], conv.bias, groups=6)
+        torch.testing.assert_close(conv(x), ref.transpose(1, 2), atol=1e-6, rtol=1e-6)
+    # The training path (another implementation) runs only in training mode with gradients on.
     conv.train()
-    torch.testing.assert_close(conv(x), ref.transpose(1, 2), atol=1e-6, rtol=1e-6)
+    out = conv(x.requires_grad_())
+    assert out.requires_grad
+    torch.testing.assert_close(out.detach(), ref.transpose(1, 2), atol=1e-6, rtol=1e-6)
+
+
+def test_causal_conv_training_path_never_reads_the_future() -> None:
+    conv = FrameConv1d(4, 3, causal=True).train()
+    x = torch.randn(1, 10, 4, requires_grad=True)
+    conv(x)[:, 5].sum().backward()
+    assert x.grad[:, 6:].abs().max() == 0, "output frame 5 depends on later input frames"
+    assert x.grad[:, 3:6].abs().min() > 0 and x.grad[:, :3].abs().max() == 0
 
 
 @torch.no_grad()
@@ -113,3 +124,16 @@ def test_linear_matches_reference_for_any_rank() -> None:
     x = torch.randn(2, 4, 5)
     torch.testing.assert_close(lin(x), x @ lin.weight + lin.bias)
     assert lin(torch.randn(7, 5)).shape == (7, 3)
+
+
+def test_initialisation_scales() -> None:
+    """Initial weights keep activations at unit scale (a wrong scale trains badly or diverges)."""
+    torch.manual_seed(0)
+    lin = Linear(400, 300)
+    bound = 1 / 400**0.5
+    for t in (lin.weight, lin.bias):
+        assert t.abs().max() <= bound and t.min() < -0.9 * bound and t.max() > 0.9 * bound
+    conv = FrameConv1d(512, 9, causal=True)
+    assert 0.9 < conv.weight.std().item() * 9**0.5 < 1.1 and conv.bias.abs().max() == 0
+    block = ConvNeXtTrunk(16, 32, 1, 3, causal=True).blocks[0]
+    assert torch.equal(block.gamma, torch.full((16,), 1 / 8)) and block.norm.eps == 1e-6

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -112,3 +114,71 @@ def test_stream_input_is_checked(debug_codec: Codec) -> None:
 def test_non_causal_model_refuses_to_stream(noncausal_codec: Codec) -> None:
     with pytest.raises(StreamingError, match="not causal"):
         noncausal_codec.stream()
+
+
+def _state_tensors(stream) -> list[torch.Tensor]:
+    """Every tensor of a stream's state (dataclasses and lists, walked)."""
+    out, todo = [], [stream._enc, stream._dec, stream._pending]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, torch.Tensor):
+            out.append(item)
+        elif dataclasses.is_dataclass(item):
+            todo.extend(getattr(item, f.name) for f in dataclasses.fields(item))
+        elif isinstance(item, list):
+            todo.extend(item)
+    return out
+
+
+def test_state_is_written_in_place(debug_codec: Codec) -> None:
+    """What lets a CUDA graph replay a step: the state tensors never move."""
+    wav = torch.stack([speech_like(3000, seed=10), speech_like(3000, seed=11)])
+    stream = debug_codec.stream(batch_size=2)
+    tensors = _state_tensors(stream)
+    where = [(t.data_ptr(), t.shape) for t in tensors]
+    blocks = len(debug_codec.model.encoder.trunk.blocks) + len(debug_codec.model.decoder.trunk.blocks)
+    assert len(tensors) == blocks + 3  # a conv per block, the STFT and iSTFT tails, pending samples
+    for i in range(0, 3000, 777):
+        stream.decode(stream.encode(wav[..., i : i + 777]))
+    assert stream.pending_samples and stream.flush().wav.shape[-1]
+    stream.step(wav[..., : 2 * HOP])
+    stream.reset(torch.tensor([True, False]))
+    stream.encode(wav[..., :100])
+    stream.reset()
+    now = _state_tensors(stream)
+    assert all(a is b for a, b in zip(now, tensors, strict=True))
+    assert [(t.data_ptr(), t.shape) for t in now] == where
+    assert all(t.abs().max() == 0 for t in now)  # flush and reset zero it
+
+
+@pytest.mark.parametrize("frames", [1, 3])
+def test_step_equals_encode_then_decode(debug_codec: Codec, frames: int) -> None:
+    wav = 0.1 * torch.randn(2, 1, 4 * frames * HOP, generator=torch.Generator().manual_seed(2))
+    stepped, reference = debug_codec.stream(batch_size=2), debug_codec.stream(batch_size=2)
+    for i in range(0, wav.shape[-1], frames * HOP):
+        out = stepped.step(wav[..., i : i + frames * HOP])
+        codes = reference.encode(wav[..., i : i + frames * HOP])
+        assert torch.equal(out.codes, codes)
+        assert torch.equal(out.wav, reference.decode(codes))
+    assert torch.equal(stepped.flush().wav, reference.flush().wav)
+    with pytest.raises(StreamingError, match="f >= 1"):
+        stepped.step(torch.zeros(2, 1, HOP + 1))
+    stepped.encode(torch.zeros(2, 1, 10))
+    with pytest.raises(StreamingError, match="pending"):
+        stepped.step(torch.zeros(2, 1, HOP))
+    with pytest.raises(StreamingError, match="CUDA"):
+        stepped.cuda_graph()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_captured_step_replays_like_the_stream(debug_codec: Codec) -> None:
+    codec = Codec(debug_codec.model).to("cuda")
+    try:
+        wav = 0.1 * torch.randn(6, 3, 1, HOP, device="cuda")
+        graph, eager = codec.stream(batch_size=3).cuda_graph(), codec.stream(batch_size=3)
+        for chunk in wav:
+            out, want = graph(chunk), eager.step(chunk)
+            assert torch.equal(out.codes, want.codes)
+            torch.testing.assert_close(out.wav, want.wav, atol=1e-5, rtol=1e-5)
+    finally:
+        codec.to("cpu")

@@ -23,15 +23,16 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import anchors  # beside this script: the peer codecs' timing
 import torch
 from breakdown import breakdown_table, stage_breakdown, weights_line
-from graph_step import StreamStep
 
 from codec import Codec
 from codec.bench import harness
+from codec.streaming import StepOutput
 
 SECTION = "Streaming latency"
 # Targets of the default model on one CPU thread (issue 4).
@@ -124,8 +125,10 @@ def targets_table(row: harness.FrameLatency, lookahead_s: float) -> str:
     )
 
 
-def _time_step(step: StreamStep, n: int, hop: int, steps: int, warmup: int) -> harness.Timing:
-    wav = 0.1 * torch.randn(n, hop, device="cuda")
+def _time_step(
+    step: Callable[[torch.Tensor], StepOutput], n: int, hop: int, steps: int, warmup: int
+) -> harness.Timing:
+    wav = 0.1 * torch.randn(n, 1, hop, device="cuda")
 
     def call() -> None:
         step(wav)
@@ -141,20 +144,20 @@ def gpu_streams(
 
     Stops after the first N whose p99 step misses the frame duration.  Returns rows and notes.
     """
-    model = codec.model.to("cuda")
+    codec.to("cuda")
     frame_s, hop = codec.hop_length / codec.sample_rate, codec.hop_length
-    t = _time_step(StreamStep(model, 1), 1, hop, steps, warmup)
+    t = _time_step(codec.stream(1).step, 1, hop, steps, warmup)
     rows = [["1 (eager, no graph)", *_cells(t), f"{t.median / frame_s:.4f}", "-"]]
     notes = []
     for n in batches:
         try:
-            step, how = StreamStep(model, n, graph=True), "graph"
+            step, how = codec.stream(n).cuda_graph(), "graph"
         except torch.cuda.OutOfMemoryError:
             rows.append([str(n), "out of memory", "-", "-", "-", "-"])
             break
         except RuntimeError as err:  # capture refused (e.g. a host sync): time the eager step instead
             notes.append(f"N={n}: CUDA graph capture failed ({err}); the eager step was timed")
-            step, how = StreamStep(model, n), "eager"
+            step, how = codec.stream(n).step, "eager"
         t = _time_step(step, n, hop, steps, warmup)
         realtime = t.percentile(99) <= frame_s
         rows.append([f"{n} ({how})", *_cells(t), f"{t.median / frame_s:.4f}", "yes" if realtime else "no"])
@@ -162,7 +165,7 @@ def gpu_streams(
         torch.cuda.empty_cache()
         if not realtime:
             break
-    codec.model.to("cpu")
+    codec.to("cpu")
     return rows, notes
 
 
@@ -175,7 +178,7 @@ def gpu_section(codec: Codec, args: argparse.Namespace) -> list[str]:
         )
         return [
             f"GPU: not measured: {why}, so the CUDA-graph path of this script (one streaming step "
-            "captured with torch.cuda.graph, `benchmarks/streaming/graph_step.py`; N concurrent streams "
+            "captured with torch.cuda.graph, `Stream.cuda_graph`; N concurrent streams "
             "as batch N) did not run. No GPU numbers are reported."
         ]
     rows, notes = gpu_streams(codec, args.gpu_batches, args.frames, args.warmup)

@@ -33,8 +33,9 @@ from typing import Any
 import torch
 import yaml
 
+from codec import load_audio
 from codec import metrics as M
-from codec.audio import load_audio, resample
+from codec.audio import resample
 from codec.bench import harness
 from codec.config import ConfigError, load_preset
 from codec.model import CodecModel

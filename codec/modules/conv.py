@@ -28,7 +28,12 @@ from torch.nn import functional as F
 
 @dataclass
 class StreamState:
-    """Base of all per-layer states: tensors with the batch dimension first."""
+    """Base of all per-layer states: tensors with the batch dimension first.
+
+    Layers write their state in place (``copy_``) and never replace its tensors, so a stream's
+    state keeps its memory from the first step to the last and a CUDA graph of a step can be
+    replayed on it.
+    """
 
     def reset(self, mask: torch.Tensor | None = None) -> None:
         """Zero the state of every item (``mask=None``) or of the items where ``mask`` is True."""
@@ -96,7 +101,7 @@ class FrameConv1d(nn.Module):
         return self._taps_cache
 
     def forward(self, x: torch.Tensor, state: ConvState | None = None) -> torch.Tensor:
-        """Args: x ``[B, F, C]``; state: updated in place (causal only). Returns ``[B, F, C]``."""
+        """Args: x ``[B, F, C]``; state: written in place (causal only). Returns ``[B, F, C]``."""
         k = self.kernel_size
         if self.training and torch.is_grad_enabled():
             # Training: the library conv is fastest on large batches.
@@ -111,7 +116,8 @@ class FrameConv1d(nn.Module):
         y = self._accumulate(x, None if state is None else state.partial)
         f = x.shape[1]
         if state is not None:
-            state.partial = y[:, f:]
+            # Written into, never replaced: a captured CUDA graph replays on the same buffers.
+            state.partial.copy_(y[:, f:])
         return torch.add(y[:, :f], self.bias)
 
     def _accumulate(self, x: torch.Tensor, partial: torch.Tensor | None) -> torch.Tensor:

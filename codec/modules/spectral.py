@@ -65,12 +65,10 @@ class STFTFrontend(nn.Module):
 
     def forward(self, wav: torch.Tensor, state: SampleTailState | None = None) -> torch.Tensor:
         """Args: wav ``[B, T]``, T = F * hop. Returns features ``[B, F, out_dim]``."""
-        if state is None:
-            prev = wav.new_zeros(wav.shape[0], self.hop)
-        else:
-            prev = state.tail
-            state.tail = wav[:, -self.hop :].clone()
+        prev = wav.new_zeros(wav.shape[0], self.hop) if state is None else state.tail
         x = torch.cat([prev, wav], dim=-1)
+        if state is not None:
+            state.tail.copy_(wav[:, -self.hop :])  # in place (see StreamState)
         frames = x.unfold(-1, self.n_fft, self.hop)  # [B, F, n_fft]
         spec = torch.fft.rfft(frames * self.window)
         mag = spec.abs()
@@ -122,7 +120,8 @@ class ISTFTHead(nn.Module):
         self.proj = Linear(dim, upsample * per_window)
 
     def init_state(self, batch_size: int, device: torch.device, dtype: torch.dtype) -> SampleTailState:
-        return SampleTailState(torch.zeros(batch_size, self.hop, device=device, dtype=dtype))
+        # float32 whatever the model's dtype: the frames are synthesised in float32.
+        return SampleTailState(torch.zeros(batch_size, self.hop, device=device, dtype=torch.float32))
 
     def frames(self, x: torch.Tensor) -> torch.Tensor:
         """Windowed time-domain spans ``[B, F, 2 * hop]`` from features ``[B, F, dim]``."""
@@ -159,5 +158,5 @@ class ISTFTHead(nn.Module):
         h = self.hop
         first, second = frames[..., :h], frames[..., h:]
         prev = torch.cat([state.tail[:, None].to(frames.dtype), second[:, :-1]], dim=1)
-        state.tail = second[:, -1].clone()
+        state.tail.copy_(second[:, -1])  # in place (see StreamState)
         return (first + prev).flatten(1)

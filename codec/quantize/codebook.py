@@ -75,7 +75,9 @@ class Codebook(nn.Module):
             return
         with torch.no_grad():
             centroids = _broadcast(kmeans(samples.detach().float(), self.size))
-            self.embed.data.copy_(centroids)
+            # In place on the tensor itself (not .data), so its version counter moves and
+            # caches keyed on it (the inference search tensors, the weights fingerprint) see it.
+            self.embed.copy_(centroids)
             if self.ema:
                 self.embed_sum.copy_(centroids)
                 self.cluster_size.fill_(1.0)
@@ -107,7 +109,7 @@ class Codebook(nn.Module):
             return
         pick = torch.randint(samples.shape[0], (num_dead,), device=samples.device)
         fresh = _broadcast(samples.detach()[pick].to(self.embed.dtype).contiguous())
-        self.embed.data[dead] = fresh
+        self.embed[dead] = fresh  # not .data: see maybe_kmeans_init
         if self.ema:
             self.embed_sum[dead] = fresh
             self.cluster_size[dead] = 1.0

@@ -1,8 +1,9 @@
 """``codec train`` and ``codec export``: argument parsers and entry points.
 
 The parsers import nothing heavy, so ``codec --help`` stays fast and works without the
-``train`` extra; Lightning is imported only when a command runs.  Exit codes: 0 success,
-2 bad input (config, data, paths; one line on stderr), 1 internal error.
+``train`` extra; Lightning is imported only when a command runs.  Exit statuses come from the
+shared table of :mod:`codec.exitcodes`: 0 success, 2 bad input (config, data, paths; one line
+on stderr), 1 an internal or I/O error, 130 Ctrl-C, 143 SIGTERM.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ import argparse
 import sys
 from pathlib import Path
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
-_MISSING_EXTRA = "codec: training needs the train extra: pip install 'codec[train]'"
+from codec import exitcodes
+from codec.exitcodes import EXIT_OK, UsageError
+
+_MISSING_EXTRA = "training needs the train extra: pip install 'codec[train]'"
 
 
 def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -59,84 +62,73 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     return p
 
 
-def _fail(message: str, code: int = EXIT_USAGE) -> int:
-    print(f"codec: error: {message}", file=sys.stderr)
-    return code
-
-
 def _devices(value: str) -> int | str:
     if value == "auto":
         return value
     try:
         n = int(value)
     except ValueError:
-        raise ValueError(f"--devices must be an integer or 'auto', got {value!r}") from None
+        raise UsageError(f"--devices must be an integer or 'auto', got {value!r}") from None
     if n < 1:
-        raise ValueError(f"--devices must be at least 1, got {n}")
+        raise UsageError(f"--devices must be at least 1, got {n}")
     return n
 
 
 def run_train(args: argparse.Namespace) -> int:
-    """Handler of ``codec train``; returns the exit code."""
+    """Handler of ``codec train``; returns the exit status."""
+    return exitcodes.run(lambda: _train(args))
+
+
+def _train(args: argparse.Namespace) -> int:
     try:
         import lightning  # noqa: F401
     except ImportError:
-        print(_MISSING_EXTRA, file=sys.stderr)
-        return EXIT_USAGE
-    from codec.config import ConfigError
+        raise UsageError(_MISSING_EXTRA) from None
     from codec.train.config import load_train_preset
-    from codec.train.data import DataError
     from codec.train.runner import RunOptions, apply_overrides, train
 
-    try:
-        preset = load_train_preset(args.config)
-        train_cfg = apply_overrides(
-            preset.train,
-            args.data,
-            args.val_data,
-            args.max_steps,
-            args.precision,
-            args.batch_size,
-            args.num_workers,
-        )
-        preset = type(preset)(preset.model, train_cfg)
-        resume = Path(args.resume) if args.resume else None
-        if resume is not None and not resume.is_file():
-            return _fail(f"{resume}: no such checkpoint")
-        if args.num_nodes < 1:
-            return _fail("--num-nodes must be at least 1")
-        options = RunOptions(
-            run_dir=Path(args.run_dir or Path("runs") / preset.model.name),
-            devices=_devices(args.devices),
-            num_nodes=args.num_nodes,
-            accelerator="gpu" if args.accelerator == "cuda" else args.accelerator,
-            resume=resume,
-            progress_bar=not args.no_progress,
-        )
-        train(preset, options)
-    except (ConfigError, DataError, ValueError) as err:
-        return _fail(str(err))
-    except KeyboardInterrupt:
-        return _fail("interrupted", EXIT_ERROR)
+    preset = load_train_preset(args.config)
+    train_cfg = apply_overrides(
+        preset.train,
+        args.data,
+        args.val_data,
+        args.max_steps,
+        args.precision,
+        args.batch_size,
+        args.num_workers,
+    )
+    preset = type(preset)(preset.model, train_cfg)
+    resume = Path(args.resume) if args.resume else None
+    if resume is not None and not resume.is_file():
+        raise UsageError(f"{resume}: no such checkpoint")
+    if args.num_nodes < 1:
+        raise UsageError("--num-nodes must be at least 1")
+    options = RunOptions(
+        run_dir=Path(args.run_dir or Path("runs") / preset.model.name),
+        devices=_devices(args.devices),
+        num_nodes=args.num_nodes,
+        accelerator="gpu" if args.accelerator == "cuda" else args.accelerator,
+        resume=resume,
+        progress_bar=not args.no_progress,
+    )
+    train(preset, options)
     return EXIT_OK
 
 
 def run_export(args: argparse.Namespace) -> int:
-    """Handler of ``codec export``; returns the exit code."""
-    try:
-        from codec.train.export import ExportError, export_checkpoint
-    except ImportError:
-        print(_MISSING_EXTRA, file=sys.stderr)
-        return EXIT_USAGE
-    from codec.config import ConfigError
+    """Handler of ``codec export``; returns the exit status."""
+    return exitcodes.run(lambda: _export(args))
 
+
+def _export(args: argparse.Namespace) -> int:
     try:
         import torch
 
-        dtype = torch.float16 if args.half else None
-        result = export_checkpoint(args.checkpoint, args.output, use_ema=not args.no_ema, dtype=dtype)
-    except (ExportError, ConfigError) as err:
-        return _fail(str(err))
+        from codec.train.export import export_checkpoint
+    except ImportError:
+        raise UsageError(_MISSING_EXTRA) from None
+    dtype = torch.float16 if args.half else None
+    result = export_checkpoint(args.checkpoint, args.output, use_ema=not args.no_ema, dtype=dtype)
     weights = "EMA" if result.used_ema else "raw"
     print(f"wrote {result.directory} (step {result.step}, {weights} weights)")
     return EXIT_OK
@@ -149,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     add_train_parser(sub)
     add_export_parser(sub)
     args = parser.parse_args(argv)
-    return args.handler(args)
+    return args.handler(args)  # each handler runs under the shared exit-status table
 
 
 if __name__ == "__main__":

@@ -44,7 +44,8 @@ def rvq_encode(
 
 
 def rvq_decode(codes: torch.Tensor, out_codebooks: torch.Tensor) -> torch.Tensor:
-    """Summed codewords ``[N, D]`` float32 for codes ``[N, K]``; see the reference for the contract."""
+    """Summed codewords ``[N, D]`` float32 for codes ``[N, K]``; codes outside ``[0, S)`` add zero
+    on every backend (the contract is the reference's, :mod:`codec.kernels.rvq.reference`)."""
     with torch.no_grad():
         if backend_for(out_codebooks) == "triton":
             from codec.kernels.rvq import triton as _triton

@@ -13,6 +13,12 @@ One formulation covers both quantizer kinds.  Stage ``k`` of ``K``:
   ``search_bias = |c|^2 / 2``, so the argmax is the nearest code by L2 distance.
 
 The quantized latent is ``x - r_K``, the sum of the chosen ``out_codebooks`` rows.
+
+Decoding sums ``out_codebooks[k, codes[:, k]]`` over the stages given.  A code outside
+``[0, S)`` contributes zero: it is never read as another stage's row or as stray memory.
+Code values are not validated by the kernels (that would make a GPU wait on every call);
+callers that take codes from outside check them first (``codec.streaming.check_codes``).
+This is the specification for every backend.
 """
 
 from __future__ import annotations
@@ -64,16 +70,19 @@ def rvq_encode(
 def rvq_decode(codes: torch.Tensor, out_codebooks: torch.Tensor) -> torch.Tensor:
     """Args: codes ``[N, K]`` (K <= stages in out_codebooks); out_codebooks ``[K', S, D]``.
 
-    Returns the summed codewords ``[N, D]`` float32.
+    Returns the summed codewords ``[N, D]`` float32 (codes outside ``[0, S)`` add zero).
     """
     n, num_stages = codes.shape
     size, dim = out_codebooks.shape[1], out_codebooks.shape[2]
     table = out_codebooks[:num_stages].float()
+    valid = (codes >= 0) & (codes < size)
+    codes = torch.where(valid, codes, 0).long()
     if n * num_stages * dim <= 1 << 20:
         # Small inputs (streaming): one gather and one sum instead of K of each.
         offsets = torch.arange(num_stages, device=codes.device) * size
-        return table.reshape(-1, dim)[codes + offsets].sum(1)
+        rows = table.reshape(-1, dim)[codes + offsets]
+        return torch.where(valid[..., None], rows, 0.0).sum(1)
     out = torch.zeros(n, dim, device=codes.device, dtype=torch.float32)
     for k in range(num_stages):
-        out += table[k][codes[:, k]]
+        out += torch.where(valid[:, k, None], table[k][codes[:, k]], 0.0)
     return out

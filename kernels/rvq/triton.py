@@ -307,7 +307,7 @@ def rvq_decode(
         block_n, block_d: tile sizes (powers of two); block_n defaults to 32 on a GPU and to
             the whole problem (up to 256 rows) under the interpreter.
     Returns:
-        ``[N, D]`` float32.  Codes outside ``[0, S)`` contribute zero (the reference raises).
+        ``[N, D]`` float32; codes outside ``[0, S)`` contribute zero, as the reference specifies.
     """
     check_decode_args(codes, out_codebooks)
     _check_device(codes, out_codebooks)

@@ -217,6 +217,25 @@ def test_decode_matches_reference(n: int, stages: int, dim: int, dtype: torch.dt
     torch.testing.assert_close(rvq_triton.rvq_decode(codes.int(), table), out, rtol=0, atol=0)
 
 
+# The reference's two paths: one gather for small inputs, a loop over stages above 2**20 values.
+@pytest.mark.parametrize(("n", "dim"), [(5, 8), (700, 512)])
+def test_out_of_range_codes_add_zero_on_both_backends(n: int, dim: int) -> None:
+    """The specification: a code outside [0, S) contributes nothing (not another stage's row)."""
+    g = torch.Generator().manual_seed(4)
+    table = torch.randn(4, 50, dim, generator=g).to(DEVICE)
+    codes = torch.randint(0, 50, (n, 3), generator=g).to(DEVICE)
+    codes[0] = torch.tensor([50, -1, 7])  # 50 would read stage 1's row 0 through the offsets
+    codes[1] = torch.tensor([2, 10**6, -50])
+    codes[2] = torch.tensor([-(2**40), 3, 99])
+    want = torch.zeros(n, dim, device=DEVICE)
+    for k in range(3):
+        ok = (codes[:, k] >= 0) & (codes[:, k] < 50)
+        want[ok] += table[k][codes[ok, k]]
+    torch.testing.assert_close(reference.rvq_decode(codes, table), want, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(rvq_triton.rvq_decode(codes, table), want, rtol=1e-6, atol=1e-6)
+    assert reference.rvq_decode(codes[:3], table)[0].equal(table[2][7])
+
+
 def test_decode_inverts_encode_quantized() -> None:
     p = make_problem("factorized", 63, 60, 1000, 6)
     codes, quant = rvq_triton.rvq_encode(*p.args, True)

@@ -84,6 +84,11 @@ def test_export_command(debug_run, tmp_path, capsys):
     assert "step 50" in capsys.readouterr().out
     assert (tmp_path / "model" / "config.json").is_file()
     assert (tmp_path / "model" / "model.safetensors").is_file()
+    assert cli.run_export(_parse("export", str(ckpt), "-o", str(tmp_path / "half"), "--half")) == 0
+    from safetensors.torch import load_file
+
+    dtypes = {t.dtype for t in load_file(str(tmp_path / "half" / "model.safetensors")).values()}
+    assert torch.float16 in dtypes and torch.float32 not in dtypes
 
 
 @pytest.mark.slow

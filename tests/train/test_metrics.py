@@ -62,6 +62,13 @@ def test_codebook_entropy():
     assert metrics.entropy_bits(torch.tensor([1.0, 1.0, 0.0])) == pytest.approx(1.0)
 
 
+def test_code_usage_counts_each_level_apart():
+    codes = torch.tensor([[[0, 1, 1, 3], [2, 2, 2, 2]], [[3, 3, 0, 0], [0, 1, 2, 3]]])  # [B=2, K=2, F=4]
+    counts = metrics.code_usage(codes, 4)
+    assert counts.tolist() == [[3, 2, 0, 3], [1, 1, 5, 1]]
+    assert torch.equal(metrics.code_usage(codes.transpose(1, 2).reshape(-1, 2), 4, level_dim=-1), counts)
+
+
 def test_inference_core_does_not_import_training_packages():
     import subprocess
     import sys

@@ -13,16 +13,11 @@ import torchaudio.functional as AF
 
 from codec import Codec
 from codec.audio import AudioError
-from codec.blockio import BlockResampler, read_pcm, to_pcm
 from codec.fileformat import TokenFileError, write_codes
-from codec.files import (
-    AudioEncoder,
-    CodesDecoder,
-    chunk_frames,
-    decode_file,
-    decode_to_file,
-    encode_file,
-)
+from codec.pipeline import decode_file, decode_to_file, encode_file
+from codec.pipeline.coders import AudioEncoder, CodesDecoder, chunk_frames
+from codec.pipeline.pcm import read_pcm, to_pcm
+from codec.pipeline.resample import BlockResampler
 from codec.streaming import Stream
 from tests.conftest import speech_like
 
@@ -76,7 +71,7 @@ def test_encode_file_equals_offline_on_a_long_file(long_file, debug_codec: Codec
     offline = debug_codec.encode(wav[None], 16000)
     assert torch.equal(codes.codes, offline.codes)  # bit-exact: no seams between blocks
     assert codes.lengths.tolist() == offline.lengths.tolist() == [wav.shape[-1]]
-    assert codes.config_hash == offline.config_hash and codes.original_sample_rate == 16000
+    assert codes.fingerprint == offline.fingerprint != "" and codes.original_sample_rate == 16000
     # Bounded: the model never sees more than one chunk, a whole multiple of 16 frames.
     step = chunk_frames(debug_codec, 7.3) * debug_codec.hop_length
     assert step % (16 * debug_codec.hop_length) == 0 and max(calls) == step and len(calls) > 20

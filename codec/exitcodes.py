@@ -1,0 +1,161 @@
+"""One exception -> exit-status table for every ``codec`` command (encode, decode, info, train,
+export, demo), and the signal handling that lets an interrupted run clean up.
+
+=====  =====================================================================================
+0      success
+1      an internal error or an I/O error (a full disk, a failed write): one line naming the file
+2      bad input or usage: one line ``codec: error: <file>: <problem>``
+129    SIGHUP (the terminal went away)
+130    SIGINT (Ctrl-C)
+141    the reader of stdout went away (as a SIGPIPE death would give)
+143    SIGTERM
+=====  =====================================================================================
+
+Commands only raise; :func:`run` turns what they raise into the line and the status.  SIGTERM
+and SIGHUP are raised as :class:`Terminated` in the main thread, so every ``with Output``
+block aborts (removing its temporary file) exactly as after Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterator
+
+from codec.atomic import OutputError
+
+EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_SIGPIPE = 128 + signal.SIGPIPE
+
+
+class UsageError(ValueError):
+    """Bad input or usage found by a command itself (an option out of range, a refused output)."""
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived; unwinds like KeyboardInterrupt so outputs are aborted."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def bad_input_types() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean "the user's input is wrong" (exit 2), never "the library is broken".
+
+    Training's errors are included only once their module is loaded (they cannot be raised
+    before), so this table never imports Lightning.
+    """
+    from codec.audio import AudioError
+    from codec.checkpoint import CheckpointError
+    from codec.config import ConfigError
+    from codec.fileformat import TokenFileError
+    from codec.pretrained import NoBundledModelError
+    from codec.streaming import StreamingError
+
+    types: list[type[BaseException]] = [
+        UsageError, AudioError, TokenFileError, CheckpointError, ConfigError,
+        NoBundledModelError, StreamingError,
+    ]  # fmt: skip
+    for module, name in (
+        ("codec.info", "DescribeError"),
+        ("codec.train.data", "DataError"),
+        ("codec.train.export", "ExportError"),
+    ):
+        if module in sys.modules:
+            types.append(getattr(sys.modules[module], name))
+    return tuple(types)
+
+
+def exit_status(err: BaseException) -> int:
+    """The exit status for an exception that ended a command."""
+    if isinstance(err, Terminated):
+        return 128 + err.signum
+    if isinstance(err, KeyboardInterrupt):
+        return 128 + signal.SIGINT
+    if isinstance(err, BrokenPipeError):
+        return EXIT_SIGPIPE
+    if isinstance(err, bad_input_types()):
+        return EXIT_BAD_INPUT
+    return EXIT_ERROR
+
+
+def message(err: BaseException) -> str:
+    """One line for ``err`` (without the ``codec: `` prefix)."""
+    if isinstance(err, (KeyboardInterrupt, Terminated)):
+        return f"interrupted ({err})" if isinstance(err, Terminated) else "interrupted"
+    if isinstance(err, OSError) and err.strerror and not isinstance(err, bad_input_types()):
+        text = f"{err.filename}: {err.strerror}" if err.filename else err.strerror
+        kind = "I/O error" if not isinstance(err, OutputError) else "error"
+        return _one_line(f"{kind}: {text}")
+    text = str(err) or type(err).__name__
+    if exit_status(err) == EXIT_ERROR:
+        return _one_line(f"internal error: {type(err).__name__}: {text} (run with --debug for the traceback)")
+    return _one_line(f"error: {text}")
+
+
+def report(err: BaseException) -> int:
+    """Print the line for ``err`` on stderr; returns its exit status."""
+    status = exit_status(err)
+    if status == EXIT_SIGPIPE:
+        # Keep the interpreter from flushing into the dead pipe at exit.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return status
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # stderr itself may be gone
+        print(f"codec: {message(err)}", file=sys.stderr, flush=True)
+    return status
+
+
+def run(command: Callable[[], int | None], debug: bool = False) -> int:
+    """Run ``command`` under the table and signal handling; returns the exit status.
+
+    Args:
+        command: the command's body; it returns 0/None or an exit status, or raises.
+        debug: re-raise internal errors (for their traceback) instead of printing one line.
+    """
+    with handle_signals():
+        try:
+            return int(command() or 0)
+        except BaseException as err:
+            if isinstance(err, SystemExit):
+                raise
+            if debug and exit_status(err) == EXIT_ERROR and not isinstance(err, OSError):
+                raise
+            return report(err)
+
+
+@contextlib.contextmanager
+def handle_signals() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGHUP raise :class:`Terminated` (main thread only)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signal.SIGINT: signal.getsignal(signal.SIGINT)}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        with contextlib.suppress(ValueError, OSError):
+            previous[sig] = signal.signal(sig, _raise_terminated)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            with contextlib.suppress(ValueError, OSError):
+                signal.signal(sig, handler)
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    # A second signal during the cleanup that the first one started is ignored.
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        with contextlib.suppress(ValueError, OSError):
+            signal.signal(sig, signal.SIG_IGN)
+    raise Terminated(signum)
+
+
+def _one_line(text: str) -> str:
+    # File names that are not UTF-8 hold surrogates, which no UTF-8 stream can print.
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return " ".join(text.split())

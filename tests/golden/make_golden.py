@@ -1,0 +1,75 @@
+"""Regenerate the golden values that pin the bundled model (tests/test_golden.py).
+
+Run it only on purpose, when the bundled model has been retrained or replaced::
+
+    python tests/golden/make_golden.py
+
+It encodes the model's example clip and writes, next to this script:
+
+* ``speech_16k_example.cdc``: the clip's codes as a token file (it records the weights
+  fingerprint), and
+* ``speech_16k_example.json``: a summary of those codes decoded (energy of every frame and
+  the first samples), with the fingerprint and how the values were made.
+
+The test compares a fresh encode and decode against them, so a change of the weights or of
+the numerics (which would silently change how old token files decode) fails until these
+files are regenerated and the change committed with them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from codec import Codec, load_audio, pretrained
+from codec.fileformat import write_codes
+
+HERE = Path(__file__).resolve().parent
+MODEL = pretrained.DEFAULT_MODEL
+CODES_FILE = HERE / f"{MODEL}_example.cdc"
+SUMMARY_FILE = HERE / f"{MODEL}_example.json"
+HEAD_SAMPLES = 640  # two frames at 16 kHz / hop 320, stored exactly
+
+
+def summarize(wav: torch.Tensor, hop_length: int) -> dict[str, list[float]]:
+    """Per-frame RMS and the first samples of decoded audio ``[T]``."""
+    frames = torch.nn.functional.pad(wav, (0, -wav.shape[-1] % hop_length)).reshape(-1, hop_length)
+    return {
+        "frame_rms": [round(v, 7) for v in frames.pow(2).mean(-1).sqrt().tolist()],
+        "head": [round(v, 7) for v in wav[:HEAD_SAMPLES].tolist()],
+    }
+
+
+def example(codec: Codec) -> tuple[torch.Tensor, int]:
+    """The bundled model's example clip, mono ``[1, 1, T]``, and its rate."""
+    audio = load_audio(pretrained.model_dir(MODEL) / "example.flac")
+    return audio.wav[:1][None], audio.sample_rate
+
+
+def main() -> None:
+    codec = Codec.from_pretrained(MODEL)
+    wav, sr = example(codec)
+    codes = codec.encode(wav, sr)
+    write_codes(CODES_FILE, codes)
+    decoded = codec.decode(codes)[0, 0]
+    summary = {
+        "model": MODEL,
+        "fingerprint": codec.fingerprint,
+        "num_frames": codes.num_frames,
+        "num_samples": int(codes.lengths[0]),
+        "made_by": "python tests/golden/make_golden.py",
+        "torch": torch.__version__,
+        **summarize(decoded, codec.hop_length),
+    }
+    SUMMARY_FILE.write_text(json.dumps(summary, indent=1) + "\n")
+    print(f"wrote {CODES_FILE.name} and {SUMMARY_FILE.name} for weights {codec.fingerprint[:12]}")
+
+
+if __name__ == "__main__":
+    main()

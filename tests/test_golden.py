@@ -1,0 +1,65 @@
+"""Golden values: the bundled model's codes and decoded audio on its example clip are pinned.
+
+A change of the weights or of the numerics changes how every existing token file decodes; it
+must be deliberate.  After retraining, regenerate with ``python tests/golden/make_golden.py``
+and commit the new golden files with the new weights.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from codec import Codec
+from codec.fileformat import read_codes
+from codec.pretrained import available
+from tests.golden import make_golden
+
+REGENERATE = "if the bundled model was retrained on purpose, run: python tests/golden/make_golden.py"
+
+pytestmark = pytest.mark.skipif(make_golden.MODEL not in available(), reason="no bundled weights")
+
+
+@pytest.fixture(scope="module")
+def codec() -> Codec:
+    return Codec.from_pretrained(make_golden.MODEL)
+
+
+@pytest.fixture(scope="module")
+def golden() -> dict:
+    return json.loads(make_golden.SUMMARY_FILE.read_text())
+
+
+def test_golden_values_belong_to_the_bundled_weights(codec: Codec, golden: dict) -> None:
+    assert golden["fingerprint"] == codec.fingerprint, f"the bundled weights changed; {REGENERATE}"
+    assert read_codes(make_golden.CODES_FILE).fingerprint == codec.fingerprint, REGENERATE
+
+
+def test_example_clip_encodes_to_the_golden_codes(codec: Codec, golden: dict) -> None:
+    wav, sr = make_golden.example(codec)
+    codes = codec.encode(wav, sr)
+    want = read_codes(make_golden.CODES_FILE)
+    assert codes.lengths.tolist() == want.lengths.tolist() == [golden["num_samples"]]
+    differ = int((codes.codes != want.codes).sum())
+    # Exact on the machine that made them; another CPU's matrix kernels may round a near-tie
+    # the other way, which flips a handful of codes.  A numerics change flips far more.
+    assert differ <= codes.codes.numel() // 500, (
+        f"{differ} of {codes.codes.numel()} codes changed; {REGENERATE}"
+    )
+
+
+def test_golden_codes_decode_to_the_golden_audio(codec: Codec, golden: dict) -> None:
+    wav = codec.decode(read_codes(make_golden.CODES_FILE))[0, 0]
+    got = make_golden.summarize(wav, codec.hop_length)
+    torch.testing.assert_close(
+        torch.tensor(got["frame_rms"]),
+        torch.tensor(golden["frame_rms"]),
+        atol=1e-6,
+        rtol=2e-5,
+        msg=REGENERATE,
+    )
+    torch.testing.assert_close(
+        torch.tensor(got["head"]), torch.tensor(golden["head"]), atol=1e-6, rtol=2e-5, msg=REGENERATE
+    )
