@@ -127,7 +127,11 @@ class CodecConfig:
         return cls.from_dict(load_preset(path)["model"])
 
     def hash(self) -> str:
-        """Short stable hash of the config: token files record it to catch a wrong model."""
+        """Short stable hash of the config, the model identity version-1 token files recorded.
+
+        A model's identity is now its weights' fingerprint (:mod:`codec.checkpoint`); this hash
+        only serves to read old token files (:func:`codec.checkpoint.legacy_config_hash`).
+        """
         blob = json.dumps(self.to_dict(), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

@@ -31,12 +31,17 @@ def test_causal_depthwise_conv_streams_bit_exactly() -> None:
 
 
 @pytest.mark.parametrize("causal", [True, False])
-def test_depthwise_conv_matches_library_conv(causal: bool) -> None:
-    conv = FrameConv1d(6, 4, causal=causal).eval()
-    x = torch.randn(3, 20, 6)
-    left = 3 if causal else 1
+@pytest.mark.parametrize("k", [4, 7])
+def test_depthwise_conv_matches_library_conv(causal: bool, k: int) -> None:
+    conv = FrameConv1d(6, k, causal=causal).eval()
     with torch.no_grad():
-        ref = F.conv1d(F.pad(x.transpose(1, 2), (left, 3 - left)), conv.weight[:, None], conv.bias, groups=6)
+        conv.bias.normal_()  # zero at init: a dropped bias would go unseen
+    x = torch.randn(3, 20, 6)
+    left = k - 1 if causal else (k - 1) // 2
+    with torch.no_grad():
+        ref = F.conv1d(
+            F.pad(x.transpose(1, 2), (left, k - 1 - left)), conv.weight[:, None], conv.bias, groups=6
+        )
         torch.testing.assert_close(conv(x), ref.transpose(1, 2), atol=1e-6, rtol=1e-6)
     # The training path (another implementation) runs only in training mode with gradients on.
     conv.train()
