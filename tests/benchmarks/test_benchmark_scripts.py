@@ -85,8 +85,8 @@ def test_latency_script(results: Path) -> None:
 
 
 @pytest.mark.skipif(
-    importlib.util.find_spec("codec.cli") is None or importlib.util.find_spec("codec.files") is None,
-    reason="the `codec encode/decode` command line (codec/cli.py, codec/files.py) is not there yet",
+    importlib.util.find_spec("codec.cli") is None or importlib.util.find_spec("codec.pipeline") is None,
+    reason="the `codec encode/decode` command line (codec/cli.py, codec/pipeline) is not there yet",
 )
 def test_memory_script(results: Path) -> None:
     text = run_script("streaming/memory.py", results=results)

@@ -114,10 +114,11 @@ def _stream_case(name: str, fragment: str, end) -> None:
     CASES.append(pytest.param(make, 2, fragment, id=name))
 
 
-_stream_case("stream-end-zero", "zero samples", lambda c: (0, 0))
-_stream_case("stream-end-inconsistent", "inconsistent lengths", lambda c: (int(c.lengths[0]), 5))
-_stream_case("stream-end-too-long", "does not fit", lambda c: (10**6, 10**6))
-_stream_case("stream-end-too-short", "does not fit", lambda c: (1, 1))
+# Length errors found only at the end of a stream still name the file.
+_stream_case("stream-end-zero", "t.cdcs: no audio", lambda c: (0, 0))
+_stream_case("stream-end-inconsistent", "t.cdcs: inconsistent lengths", lambda c: (int(c.lengths[0]), 5))
+_stream_case("stream-end-too-long", "t.cdcs: length 1000000 does not fit", lambda c: (10**6, 10**6))
+_stream_case("stream-end-too-short", "t.cdcs: length 1 does not fit", lambda c: (1, 1))
 
 
 def case(name: str, status: int, fragment: str):
