@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from codec.audio import AudioError, load_audio, resample
+from codec.audio import AudioError, resample
+from codec.pipeline.audiofile import load_audio
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif")
 MANIFEST_SUFFIXES = (".csv", ".jsonl")
