@@ -29,9 +29,9 @@ import torch
 
 from codec import Codec
 from codec.bench import harness
-from codec.bench.adapters import build_adapters, parse_spec
 from codec.bench.data import collect
 from codec.bench.quality import QualityRun, run_quality
+from codec.bench.registry import build_adapters, parse_spec
 from codec.bench.report import write_report
 from codec.bench.summary import metric_table, settings, usage_table
 

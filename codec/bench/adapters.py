@@ -130,32 +130,6 @@ def fit_length(wav: np.ndarray, n: int) -> np.ndarray:
     return np.pad(wav, (0, n - wav.shape[0]))
 
 
-def parse_spec(text: str, default_kbps: tuple[float, ...] = ()) -> Spec:
-    """Parse ``KIND[:MODEL][@KBPS,KBPS,...]`` (see the module docstring)."""
-    head, _, rates = text.partition("@")
-    kind, _, model = head.partition(":")
-    kind = kind.strip().lower()
-    if kind not in BUILDERS:
-        raise SpecError(f"codec {text!r}: unknown codec {kind!r} (known: {', '.join(sorted(BUILDERS))})")
-    try:
-        kbps = tuple(float(r) for r in rates.split(",") if r.strip()) if rates else tuple(default_kbps)
-    except ValueError:
-        raise SpecError(f"codec {text!r}: bitrates must be numbers in kbps, e.g. {kind}@3,6") from None
-    if not kbps:
-        raise SpecError(f"codec {text!r}: no bitrate given (add @KBPS or use --bitrates)")
-    if any(not 0 < r < 10_000 for r in kbps):
-        raise SpecError(f"codec {text!r}: bitrates must be positive kbps, got {kbps}")
-    return Spec(kind, model.strip() or None, kbps)
-
-
-def build_adapters(spec: Spec) -> list[Adapter]:
-    """One adapter per bitrate of ``spec`` (the model is loaded once and shared)."""
-    adapters = BUILDERS[spec.kind](spec)
-    for a, kbps in zip(adapters, spec.kbps, strict=True):
-        a.spec = f"{spec.kind}{':' + spec.model if spec.model else ''}@{kbps:g}"
-    return adapters
-
-
 def levels_for(kbps: float, bps_per_level: float, total: int, text: str) -> int:
     """The codebook count that gives ``kbps`` exactly, or a :class:`SpecError` listing the valid ones."""
     k = round(kbps * 1000 / bps_per_level)
@@ -233,48 +207,3 @@ def weights_digest(module: torch.nn.Module) -> str:
         h.update(name.encode())
         h.update(t.detach().to("cpu").contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
-
-
-def _build_ours(spec: Spec) -> list[Adapter]:
-    from codec import Codec
-    from codec.checkpoint import CheckpointError
-    from codec.pretrained import NoBundledModelError
-
-    try:
-        codec = Codec.from_pretrained(spec.model)
-    except (NoBundledModelError, FileNotFoundError, CheckpointError) as err:
-        raise SpecError(f"ours:{spec.model}: {err}") from None
-    identity = weights_digest(codec.model)
-    per_level = codec.frame_rate * np.log2(codec.codebook_size)
-    text = f"ours:{spec.model or codec.name}"
-    return [
-        OursAdapter(codec, levels_for(r, per_level, codec.total_codebooks, text), identity) for r in spec.kbps
-    ]
-
-
-def _build_lyra(spec: Spec) -> list[Adapter]:
-    from codec.bench.baselines import build_lyra
-
-    return build_lyra(spec)
-
-
-def _build_opus(spec: Spec) -> list[Adapter]:
-    from codec.bench.baselines import build_opus
-
-    return build_opus(spec)
-
-
-def _build_peer(spec: Spec) -> list[Adapter]:
-    from codec.bench.peers import build_peer
-
-    return build_peer(spec)
-
-
-BUILDERS = {
-    "ours": _build_ours,
-    "lyra": _build_lyra,
-    "opus": _build_opus,
-    "encodec": _build_peer,
-    "dac": _build_peer,
-    "mimi": _build_peer,
-}

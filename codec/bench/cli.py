@@ -68,7 +68,8 @@ def run_bench(args: argparse.Namespace) -> int:
 
 def build_all(specs: list[str], bitrates: str):
     """Parse every ``--codec`` and build its adapters (one per bitrate)."""
-    from codec.bench.adapters import SpecError, build_adapters, parse_spec
+    from codec.bench.adapters import SpecError
+    from codec.bench.registry import build_adapters, parse_spec
 
     try:
         default = tuple(float(b) for b in bitrates.split(",") if b.strip())

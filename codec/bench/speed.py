@@ -96,7 +96,7 @@ def measure(spec: str, seconds: float, batches: list[int], threads: list[int], r
     """Build ``spec`` (one setting) in this process and time it (the child's entry point)."""
     import torch
 
-    from codec.bench.adapters import build_adapters, parse_spec
+    from codec.bench.registry import build_adapters, parse_spec
 
     adapter = build_adapters(parse_spec(spec))[0]
     result = SpeedResult(adapter.name, spec, adapter.parameters())

@@ -9,7 +9,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from codec.bench.adapters import SpecError, build_adapters, parse_spec
+from codec.bench.adapters import SpecError
+from codec.bench.registry import build_adapters, parse_spec
 from codec.checkpoint import save_model
 from codec.demo import example_path
 
