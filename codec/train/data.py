@@ -40,16 +40,16 @@ class DataError(ValueError):
 
 @dataclass(frozen=True)
 class AudioFile:
-    """One file: its path, native rate, channels and length in native frames."""
+    """One file: its path, native rate, channels and length in samples per channel."""
 
     path: str
     sample_rate: int
     channels: int
-    frames: int
+    num_samples: int
 
     @property
     def seconds(self) -> float:
-        return self.frames / self.sample_rate
+        return self.num_samples / self.sample_rate
 
 
 def _probe(path: Path) -> AudioFile:
@@ -99,15 +99,18 @@ def find_audio(sources: Sequence[str | Path]) -> list[AudioFile]:
         else:
             raise DataError(f"{source}: no such folder or manifest")
     files = [_probe(p) for p in sorted(set(paths))]
-    files = [f for f in files if f.frames > 0]
+    files = [f for f in files if f.num_samples > 0]
     if not files:
         raise DataError(f"no audio files found in {', '.join(map(str, sources))}")
     return files
 
 
-def read_audio(file: AudioFile, start: int, frames: int, sample_rate: int) -> torch.Tensor:
-    """Read ``frames`` native frames from ``start``, downmix and resample. Returns ``[T]`` float32."""
-    data, _ = sf.read(file.path, start=start, frames=frames, dtype="float32", always_2d=True)
+def read_audio(file: AudioFile, start: int, num_samples: int, sample_rate: int) -> torch.Tensor:
+    """Read ``num_samples`` native samples per channel from ``start``, downmix and resample.
+
+    Returns ``[T]`` float32.
+    """
+    data, _ = sf.read(file.path, start=start, frames=num_samples, dtype="float32", always_2d=True)
     wav = torch.from_numpy(np.ascontiguousarray(data.mean(axis=1)))
     if file.sample_rate != sample_rate:
         wav = AF.resample(wav, file.sample_rate, sample_rate)
@@ -143,8 +146,8 @@ class RandomCrops(Dataset):
         u = torch.rand(3, generator=gen, dtype=torch.float64)
         file = self.files[min(int(torch.searchsorted(self.cumulative, u[0])), len(self.files) - 1)]
         native = math.ceil(self.segment * file.sample_rate / self.sample_rate) + 1
-        start = int(u[1] * max(file.frames - native, 0))
-        wav = read_audio(file, start, min(native, file.frames), self.sample_rate)[: self.segment]
+        start = int(u[1] * max(file.num_samples - native, 0))
+        wav = read_audio(file, start, min(native, file.num_samples), self.sample_rate)[: self.segment]
         wav = torch.nn.functional.pad(wav, (0, self.segment - wav.shape[0]))
         gain = self.cfg.loudness_db + (2 * float(u[2]) - 1) * self.cfg.loudness_jitter_db
         return normalize_loudness(wav, gain)
@@ -177,7 +180,7 @@ class Utterances(Dataset):
 
     def __getitem__(self, index: int) -> torch.Tensor:
         file = self.files[index]
-        native = min(file.frames, int(self.cfg.val_seconds * file.sample_rate))
+        native = min(file.num_samples, int(self.cfg.val_seconds * file.sample_rate))
         wav = read_audio(file, 0, native, self.sample_rate)
         wav = wav[: max(wav.shape[0] // self.hop, 1) * self.hop]
         wav = torch.nn.functional.pad(wav, (0, max(self.hop - wav.shape[0], 0)))

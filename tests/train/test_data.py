@@ -60,7 +60,7 @@ def test_bad_sources_raise_clear_errors(tmp_path):
 
 def test_stereo_44k_is_downmixed_and_resampled(audio_dir):
     (music,) = [f for f in find_audio([audio_dir]) if f.channels == 2]
-    wav = read_audio(music, 0, music.frames, 16000)
+    wav = read_audio(music, 0, music.num_samples, 16000)
     assert wav.dim() == 1 and abs(wav.shape[0] - 32000) <= 1
     raw, _ = sf.read(music.path, dtype="float32")
     # Downmix is the channel mean; the energy survives resampling (content is below 8 kHz).
