@@ -191,3 +191,15 @@ def check_one_line(err: str, status: int, fragment: str) -> None:
     prefix = r"codec( \w+)?: error: " if status == 2 else "codec: "
     assert re.match(prefix, lines[0]) and "internal error" not in lines[0], lines[0]
     assert fragment in lines[0], (fragment, lines[0])
+
+
+def check_bad_case(tmp_path, kit, make, status, fragment, capfdbinary, monkeypatch) -> None:
+    """Run one bad-input case: the status, one line naming the problem, nothing left behind."""
+    before_kit = listing(kit.root)
+    argv, stdin = make(tmp_path, kit)
+    before = listing(tmp_path)
+    code, err = run_case(argv, stdin, capfdbinary, monkeypatch)
+    assert code == status, err
+    check_one_line(err, status, fragment)
+    assert listing(tmp_path) == before  # no output, temp file, lock or folder left behind
+    assert listing(kit.root) == before_kit

@@ -292,11 +292,4 @@ def kit(tmp_path_factory, debug_codec, noncausal_codec) -> K.Kit:
 @pytest.mark.parametrize(("make", "status", "fragment"), CASES)
 def test_bad_decode_input(tmp_path, kit, make, status, fragment, capfdbinary, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    before_kit = K.listing(kit.root)
-    argv, stdin = make(tmp_path, kit)
-    before = K.listing(tmp_path)
-    code, err = K.run_case(argv, stdin, capfdbinary, monkeypatch)
-    assert code == status, err
-    K.check_one_line(err, status, fragment)
-    assert K.listing(tmp_path) == before  # no output, temp file, lock or folder left behind
-    assert K.listing(kit.root) == before_kit
+    K.check_bad_case(tmp_path, kit, make, status, fragment, capfdbinary, monkeypatch)
