@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="print JSON instead of text")
     info.set_defaults(run=_command("run_info"))
     _add_optional(sub, "codec.train.cli", [("train", "add_train_parser", "run_train"),
+                                           ("distill", "add_distill_parser", "run_distill"),
                                            ("export", "add_export_parser", "run_export")])  # fmt: skip
     _add_optional(sub, "codec.demo", [("demo", "add_demo_parser", "run_demo")])
     _add_optional(sub, "codec.bench.cli", [("bench", "add_bench_parser", "run_bench")])

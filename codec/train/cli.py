@@ -1,4 +1,4 @@
-"""``codec train`` and ``codec export``: argument parsers and entry points.
+"""``codec train``, ``codec distill`` and ``codec export``: argument parsers and entry points.
 
 The parsers import nothing heavy, so ``codec --help`` stays fast and works without the
 ``train`` extra; Lightning is imported only when a command runs.  Exit statuses come from the
@@ -60,6 +60,28 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     )
     p.set_defaults(handler=run_export)
     return p
+
+
+def add_distill_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``codec distill``; the command's handler is ``run_distill``."""
+    from codec.train.distill_cli import add_arguments
+
+    p = subparsers.add_parser(
+        "distill",
+        help="train a smaller student codec from a trained teacher codec",
+        description="Distil a teacher model (directory or bundled name) into the student of a preset "
+        "(its train.distill section sets the losses); export the result with codec export.",
+    )
+    add_arguments(p)
+    p.set_defaults(handler=run_distill)
+    return p
+
+
+def run_distill(args: argparse.Namespace) -> int:
+    """Handler of ``codec distill``; returns the exit status."""
+    from codec.train.distill_cli import distill_command
+
+    return exitcodes.run(lambda: distill_command(args))
 
 
 def _devices(value: str) -> int | str:
@@ -135,10 +157,11 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Standalone entry point: ``python -m codec.train.cli {train,export} ...``."""
+    """Standalone entry point: ``python -m codec.train.cli {train,distill,export} ...``."""
     parser = argparse.ArgumentParser(prog="codec")
     sub = parser.add_subparsers(dest="command", required=True)
     add_train_parser(sub)
+    add_distill_parser(sub)
     add_export_parser(sub)
     args = parser.parse_args(argv)
     return args.handler(args)  # each handler runs under the shared exit-status table
