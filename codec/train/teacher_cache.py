@@ -15,8 +15,10 @@ leaves complete entries only.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Dataset
 
-from codec.atomic import atomic_write
+from codec.atomic import OutputBusyError, atomic_write
 from codec.config import ConfigError
 from codec.train.data import AudioDataModule, AudioFile, RandomCrops, StepSampler
 from codec.train.distill import TeacherTargets
@@ -100,20 +102,22 @@ class TeacherCache:
         self.directory = Path(directory)
         self.hits = self.misses = 0
         path = self.directory / IDENTITY_NAME
-        if path.is_file():
-            try:
-                found = json.loads(path.read_text())
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                raise ConfigError(f"{path}: not a teacher cache (unreadable {IDENTITY_NAME})") from None
-            if found != identity:
-                what = sorted(k for k in set(found) | set(identity) if found.get(k) != identity.get(k))
-                raise ConfigError(
-                    f"{self.directory}: this teacher cache was made for another teacher or other crops "
-                    f"(differs in {', '.join(what)}); choose another cache folder or delete it"
-                )
-        else:
+        if not path.is_file():
             text = json.dumps(identity, indent=2, sort_keys=True) + "\n"
-            atomic_write(path, lambda p: p.write_text(text))
+            try:
+                atomic_write(path, lambda p: p.write_text(text))
+            except OutputBusyError:  # another process of the run writes it right now
+                time.sleep(1.0)
+        try:
+            found = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            raise ConfigError(f"{path}: not a teacher cache (unreadable {IDENTITY_NAME})") from None
+        if found != identity:
+            what = sorted(k for k in set(found) | set(identity) if found.get(k) != identity.get(k))
+            raise ConfigError(
+                f"{self.directory}: this teacher cache was made for another teacher or other crops "
+                f"(differs in {', '.join(what)}); choose another cache folder or delete it"
+            )
 
     def _entry(self, key: int) -> Path:
         return self.directory / f"{key:08d}.safetensors"
@@ -136,7 +140,9 @@ class TeacherCache:
             "codes": targets.codes[0].to("cpu", torch.int16).contiguous(),
             "wav": targets.wav[0].to("cpu", torch.float16).contiguous(),
         }
-        atomic_write(self._entry(key), lambda p: save_file(state, str(p)), suffix=".safetensors")
+        # Another process (a DDP rank) may be storing the same crop's targets right now: its copy will do.
+        with contextlib.suppress(OutputBusyError):
+            atomic_write(self._entry(key), lambda p: save_file(state, str(p)), suffix=".safetensors")
 
     def lookup(self, keys: list[int], wav: torch.Tensor, compute) -> TeacherTargets:
         """Targets for crops ``keys`` with audio ``wav [B, T]``: cached ones read, the others
