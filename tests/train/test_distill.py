@@ -185,6 +185,15 @@ def test_distill_export_reload_and_resume(teacher_dir, tmp_path, audio_dir, val_
     assert not [k for k in ckpt["state_dict"] if k.startswith("teacher.")]
     argv += ["--accelerator", "cpu", "--resume", str(run / "checkpoints" / "last.ckpt")]
     assert cli.run_distill(_parse(*argv)) == 0  # resumed to max_steps 4, teacher reloaded
+    # Another teacher (other weights) cannot continue this run.
+    torch.manual_seed(5)
+    other = save_model(build_model(CodecConfig.from_yaml("debug")), tmp_path / "other_teacher")
+    argv_other = [a if a != str(teacher_dir) else str(other) for a in argv] + [
+        "--cache-dir",
+        str(tmp_path / "c2"),
+    ]
+    assert cli.run_distill(_parse(*argv_other, "--max-steps", "6")) == 2
+    assert "another teacher" in capsys.readouterr().err
     result = export_checkpoint(run / "checkpoints" / "last.ckpt", tmp_path / "model")
     assert result.step == 4
     codec = Codec.from_pretrained(tmp_path / "model")
