@@ -239,3 +239,19 @@ def test_teacher_of_another_frame_rate_is_refused(tmp_path, audio_dir, val_dir, 
     ]
     assert cli.run_distill(_parse(*argv)) == 2
     assert "hop_length" in capsys.readouterr().err
+
+
+def test_distill_is_a_codec_command_and_its_parser_stays_light(capsys):
+    import subprocess
+    import sys
+
+    from codec.cli import main
+
+    assert main(["distill", "--help"]) == 0 and "--teacher" in capsys.readouterr().out
+    code = (
+        "import sys, argparse\n"
+        "from codec.train import cli\n"
+        "cli.add_distill_parser(argparse.ArgumentParser().add_subparsers())\n"
+        "assert 'lightning' not in sys.modules and 'codec.train.distill' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
