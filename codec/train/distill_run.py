@@ -18,7 +18,7 @@ import lightning as L
 import torch
 
 from codec.checkpoint import load_checkpoint, model_fingerprint
-from codec.config import CodecConfig, from_dict
+from codec.config import CodecConfig, ConfigError, from_dict
 from codec.train.config import Preset, TrainConfig
 from codec.train.distill import (
     DistillConfig,
@@ -155,8 +155,6 @@ class DistillationModule(CodecTrainingModule):
         super().on_load_checkpoint(checkpoint)
         recorded = checkpoint.get("hyper_parameters", {}).get("teacher_fingerprint")
         if recorded is not None and recorded != self.hparams["teacher_fingerprint"]:
-            from codec.config import ConfigError
-
             raise ConfigError(
                 "the checkpoint was distilled from another teacher (weights fingerprint differs)"
             )

@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -144,7 +145,9 @@ class TeacherCache:
         with contextlib.suppress(OutputBusyError):
             atomic_write(self._entry(key), lambda p: save_file(state, str(p)), suffix=".safetensors")
 
-    def lookup(self, keys: list[int], wav: torch.Tensor, compute) -> TeacherTargets:
+    def lookup(
+        self, keys: list[int], wav: torch.Tensor, compute: Callable[[torch.Tensor], TeacherTargets]
+    ) -> TeacherTargets:
         """Targets for crops ``keys`` with audio ``wav [B, T]``: cached ones read, the others
         computed by ``compute(wav_subset)`` and stored.  Returns a batch in ``keys`` order."""
         found = [self.read(k) for k in keys]
