@@ -25,7 +25,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", nargs="+", metavar="DIR", help="training folders or CSV/JSONL manifests")
     p.add_argument("--val-data", nargs="+", metavar="DIR", help="validation folders or manifests")
     p.add_argument("--max-steps", type=int, help="generator steps to train (overrides the preset)")
-    p.add_argument("--max-seconds", type=float, help="also stop after this much wall time (checkpointed)")
+    p.add_argument(
+        "--max-seconds",
+        type=float,
+        help="also stop (with a checkpoint) once the run has trained this long in all, time before a "
+        "--resume included",
+    )
     p.add_argument("--cache-dir", help="teacher cache folder (default: RUN_DIR/teacher_cache)")
     p.add_argument("--accelerator", default="auto", choices=["auto", "cpu", "gpu", "cuda", "mps"])
     p.add_argument("--devices", default="1", help="devices per node (an integer or 'auto')")
