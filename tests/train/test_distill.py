@@ -255,3 +255,12 @@ def test_distill_is_a_codec_command_and_its_parser_stays_light(capsys):
         "assert 'lightning' not in sys.modules and 'codec.train.distill' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_bundled_student_preset_fits_the_bundled_teacher():
+    from codec.train.distill import check_compatible
+
+    preset = load_distill_preset("speech_16k_small")
+    check_compatible(preset.model, CodecConfig.from_yaml("speech_16k"), preset.distill)
+    assert preset.train.freeze == ("quantizer",) and preset.distill.pool_items > 0
+    assert preset.model.quantizer == CodecConfig.from_yaml("speech_16k").quantizer
