@@ -196,7 +196,7 @@ class TokenLayout:
                     f"{tokens.shape[-1] + self.begin} tokens are not a flattened layout of {k} levels"
                 )
             f = (tokens.shape[-1] - extra) // k
-            grid = tokens[:, : f * k].reshape(-1, f, k).transpose(1, 2)
+            grid = tokens[:, : f * k].reshape(tokens.shape[0], f, k).transpose(1, 2)
             grid = grid - torch.tensor(self.offsets, device=tokens.device)[None, :, None]
         else:
             f = tokens.shape[-1] - max(self.delays) - extra
