@@ -69,6 +69,10 @@ def test_layout_round_trip(batch, flat: bool, begin: bool, end: bool) -> None:
     streams = b * (1 if flat else k)
     assert int((tokens == layout.end_id).sum()) == (streams if end else 0)
     assert int((tokens == layout.begin_id).sum()) == (streams if begin else 0)
+    if end:  # right after each item's last frame: per level at its delayed position, or once
+        stops = tokens.reshape(b, -1, tokens.shape[-1]) == layout.end_id
+        want = int(begin) + (lengths[:, None] * k if flat else lengths[:, None] + torch.tensor(delays))
+        assert torch.equal(stops.to(torch.long).argmax(dim=-1), want)
     if flat:
         level = (torch.arange(tokens.shape[-1]) - int(begin)) % k
         offsets = torch.tensor(layout.offsets)[level].expand_as(tokens)
