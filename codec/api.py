@@ -8,6 +8,10 @@ Promises, each held by a test:
 * variable bitrate: the first ``k`` codebooks are a valid lower-bitrate encoding;
 * streaming parity: a causal model streamed in any chunking gives the offline result.
 
+``encode`` takes a padded batch with ``lengths`` or a list of clips of different lengths;
+``decode`` takes :class:`Codes` or a plain integer tensor ``[B, K, F]`` (what a language model
+generates; see :mod:`codec.tokens` for LM layouts and the step-by-step detokenizer).
+
 Outputs are ordinary tensors (computed under ``no_grad``, not ``inference_mode``), so codes can
 index an embedding that trains and decoded audio can enter a loss.  They are returned on the
 input's device (or ``device=``).  The codes record the weights fingerprint of the model that

@@ -3,9 +3,10 @@
 A :class:`Stream` owns the per-layer state of one batch of independent streams (several
 streams on one model never share state).  ``encode`` accepts chunks of any length, buffers
 them to whole frames and returns the codes of the frames completed; ``decode`` turns any
-number of frames into ``frames * hop_length`` samples.  Decoded audio lags the codes by
-:attr:`Stream.lookahead` samples (the iSTFT overlap): the first ``lookahead`` samples a stream
-produces are the pre-roll before time zero, and :meth:`Stream.flush` returns the last ones.
+number of frames (a tensor or :class:`~codec.tokens.Codes`) into ``frames * hop_length``
+samples.  Decoded audio lags the codes by :attr:`Stream.lookahead` samples (the iSTFT
+overlap): the first ``lookahead`` samples a stream produces are the pre-roll before time
+zero, and :meth:`Stream.flush` returns the last ones.
 
 Offline encoding and decoding run the same layers from a fresh (zero) state, so a stream in
 any chunking reproduces the offline result.

@@ -54,11 +54,10 @@ class StepDecoder:
     """
 
     def __init__(self, codec: Codec, delays: Sequence[int], batch_size: int = 1, channels: int = 1) -> None:
-        if not 1 <= len(delays) <= codec.total_codebooks:
-            raise ValueError(
-                f"delays must have 1..{codec.total_codebooks} entries (one per level), got {len(delays)}"
-            )
-        self.delays = check_delays(delays, len(delays))
+        k = len(delays) if isinstance(delays, (Sequence, torch.Tensor)) else 0
+        self.delays = check_delays(delays, k)  # a clear error for a non-sequence
+        if not 1 <= k <= codec.total_codebooks:
+            raise ValueError(f"delays must have 1..{codec.total_codebooks} entries (one per level), got {k}")
         self.stream = codec.stream(batch_size, channels)
         self.codebook_size = codec.codebook_size
         self.batch_size, self.channels = batch_size, channels
@@ -150,10 +149,10 @@ class StepDecoder:
             self._end(item)
         lengths = self.frame_lengths
         size = max((t.shape[-1] for t in self._tails.values()), default=0)
-        out = self._emit(torch.zeros(self.batch_size, self.channels, size, device=self.stream.tail.device))
+        out = self._emit(self.stream.tail.new_zeros(self.batch_size, self.channels, size))
         self.stream.reset()
         self._start()
         return StepFlush(out, lengths)
 
     def _empty(self) -> torch.Tensor:
-        return torch.zeros(self.batch_size, self.channels, 0, device=self.stream.tail.device)
+        return self.stream.tail.new_zeros(self.batch_size, self.channels, 0)
