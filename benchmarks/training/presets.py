@@ -35,6 +35,7 @@ import yaml
 from benchmarks.training.ablate import build_preset, dev_subset, evaluate
 from codec import Codec
 from codec.bench import harness
+from codec.metrics import entropy_bits
 
 SECTION = "Speech-LM presets (short CPU runs)"
 PRESETS = ["low_frame_rate_16k", "single_codebook_16k"]
@@ -106,6 +107,38 @@ def frame_latency(codec: Codec, frames: int, warmup: int) -> tuple[float, float]
     return enc.median * 1e3, dec.median * 1e3
 
 
+@torch.no_grad()
+def codebook_usage(codec: Codec, clips: list[torch.Tensor]) -> tuple[float, float]:
+    """Over ``clips``: mean fraction of each codebook's entries used, and mean usage perplexity."""
+    codes = torch.cat([codec.encode(c[None, None], codec.sample_rate).codes[0] for c in clips], dim=-1)
+    used, perplexity = [], []
+    for level in codes:
+        counts = torch.bincount(level, minlength=codec.codebook_size)
+        used.append(float((counts > 0).double().mean()))
+        perplexity.append(2 ** entropy_bits(counts))
+    return statistics.fmean(used), statistics.fmean(perplexity)
+
+
+def remeasure(result: dict[str, Any], out: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Latency (beside speech_16k's, timed in the same run) and codebook usage on more dev audio."""
+    codec = Codec.from_pretrained(out / "model")
+    usage_clips = dev_subset(args.dev, args.usage_files, 4.0, codec.sample_rate)
+    used, perplexity = codebook_usage(codec, usage_clips)
+    torch.manual_seed(0)
+    reference = frame_latency(Codec.from_config("speech_16k"), args.frames, 20)
+    enc_ms, dec_ms = frame_latency(codec, args.frames, 20)
+    return {
+        **result,
+        "encode_ms": enc_ms,
+        "decode_ms": dec_ms,
+        "speech_16k_ms": reference,
+        "codes_used": used,
+        "dev_perplexity": perplexity,
+        "usage_seconds": sum(c.shape[0] for c in usage_clips) / codec.sample_rate,
+        "load": harness.load_average(),
+    }
+
+
 def run_preset(name: str, args: argparse.Namespace, clips: list[torch.Tensor]) -> dict[str, Any]:
     out = args.out / name
     out.mkdir(parents=True, exist_ok=True)
@@ -165,38 +198,53 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
-def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
-    rows = []
-    for r in results:
-        s = r["scores"][str(r["codebooks"])]
-        rows.append([
-            r["preset"], f"{r['frame_rate']:g} Hz x {r['codebooks']} x {r['codebook_size']}",
-            f"{r['tokens_per_second']:.1f}", f"{r['bitrate']:g}", f"{r['lookahead_ms']:g}",
-            f"{r['encode_ms']:.3f} / {r['decode_ms']:.3f}", f"{r['params'] / 1e6:.2f} M",
-            f"{r['steps']} ({r['train_seconds'] / r['steps']:.2f} s/step)",
-            f"{r['mel_loss_first']:.2f} -> {r['mel_loss_last']:.2f}", f"{r['perplexity']:.0f}",
-            f"{s['mel_distance']:.2f}", f"{s.get('pesq_wb', float('nan')):.2f}",
-            "yes" if r["stream_codes_equal"] and r["stream_max_abs_diff"] <= 1e-5 else "NO",
-        ])  # fmt: skip
-    header = [
-        "preset", "frames x codebooks x size", "tokens/s (measured)", "bps", "lookahead ms",
-        "encode / decode ms per frame (1 thread)", "params", "steps", "train mel loss", "perplexity",
-        "dev mel dist", "dev PESQ-wb", "streaming = offline",
+def _row(r: dict[str, Any]) -> list[str]:
+    s = r["scores"][str(r["codebooks"])]
+    ref = r.get("speech_16k_ms")
+    latency = f"{r['encode_ms']:.3f} / {r['decode_ms']:.3f}"
+    if ref:
+        latency += f" (speech_16k: {ref[0]:.3f} / {ref[1]:.3f} per 20 ms)"
+    usage = "-"
+    if "codes_used" in r:
+        usage = f"{100 * r['codes_used']:.0f}% / {r['dev_perplexity']:.0f}"
+    frame_ms = 1e3 / r["frame_rate"]
+    return [
+        r["preset"], f"{r['frame_rate']:g} Hz x {r['codebooks']} x {r['codebook_size']}",
+        f"{r['tokens_per_second']:.1f}", f"{r['bitrate']:g}",
+        f"{r['lookahead_ms']:g} ({frame_ms + r['lookahead_ms']:g})", latency, f"{r['params'] / 1e6:.2f} M",
+        f"{r['steps']} ({r['train_seconds'] / r['steps']:.1f} s/step)",
+        f"{r['mel_loss_first']:.2f} -> {r['mel_loss_last']:.2f}", usage,
+        f"{s['mel_distance']:.2f}", f"{s.get('pesq_wb', float('nan')):.2f}",
+        "yes" if r["stream_codes_equal"] and r["stream_max_abs_diff"] <= 1e-5 else "NO",
     ]  # fmt: skip
+
+
+def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
+    header = [
+        "preset", "frames x codebooks x size", "tokens/s (measured)", "bps",
+        "lookahead ms (algorithmic latency)", "encode / decode ms per frame, 1 thread", "params",
+        "steps", "train mel loss", "dev codes used / perplexity", "dev mel dist", "dev PESQ-wb",
+        "streaming = offline",
+    ]  # fmt: skip
+    loads = sorted({r["load"] for r in results if "load" in r})
     return "\n".join([
         *harness.machine_lines(),
         f"- Commit: {harness.git_revision()}; command: `{harness.command_line(_MODULE)}`",
-        f"- Each preset: `codec train` on one CPU thread for {args.steps} steps (batch {args.batch_size}, "
-        f"{args.segment_seconds} s crops, spectral losses only), `codec export`, reload. Token rate: codes "
-        "per second of dev audio; latency: median over frames of `stream.encode` (one frame of audio) and "
-        "`stream.decode` (its codes), batch 1; train mel loss: mean of the first and last 3 logged values "
-        "(every 10 steps); perplexity: codebook usage perplexity of the last logged training batch (mean "
-        "over levels); dev scores: all codebooks, the first dev files cut to 4 s. Streaming = offline: "
-        "codes equal and samples within 1e-5 after streaming in odd chunks.",
+        "- Each preset: `codec train` on one CPU thread (`nice -n 10`, `OMP_NUM_THREADS=1`) for the steps "
+        f"shown (batch {args.batch_size}, {args.segment_seconds} s crops, warmup a tenth of the steps, "
+        "spectral losses only), `codec export`, reload with `Codec.from_pretrained`. Token rate: codes per "
+        "second of 16 s of dev audio (a partial last frame rounds up). Latency: median over "
+        f"{args.frames} frames of `stream.encode` (one frame of audio) and `stream.decode` (its codes), "
+        "batch 1, with speech_16k (random weights) timed in the same run; algorithmic latency = frame + "
+        "lookahead. Train mel loss: mean of the first and last 3 values logged every 10 steps. Codes "
+        f"used / perplexity: over {args.usage_files} dev files cut to 4 s, per codebook, mean over "
+        "codebooks. Dev mel distance and PESQ-wb: all codebooks, 4 dev files cut to 4 s. Streaming = "
+        "offline: codes equal and samples within 1e-5 after streaming in odd chunks.",
+        f"- Load average when timing: {', '.join(loads) or 'n/a'} (a shared 2-core machine: other jobs ran).",
         "- A few hundred CPU steps show that a preset trains, exports and streams; they are far from a "
         "usable model (the bundled speech_16k trained 12000 steps).",
         "",
-        harness.markdown_table(header, rows),
+        harness.markdown_table(header, [_row(r) for r in results]),
     ])  # fmt: skip
 
 
@@ -210,14 +258,23 @@ def main(argv: list[str] | None = None) -> str:
     p.add_argument("--data", type=Path, nargs="+", default=[Path("../shared/data/train")])
     p.add_argument("--dev", type=Path, default=Path("../shared/data/dev"))
     p.add_argument("--frames", type=int, default=300, help="timed streaming frames per preset")
+    p.add_argument("--usage-files", type=int, default=40, help="dev files (4 s each) for codebook usage")
     p.add_argument("--report-only", action="store_true", help="only rebuild the table from OUT")
+    p.add_argument(
+        "--remeasure", action="store_true", help="re-time latency and measure usage of the exported models"
+    )
     harness.add_common_args(p)
     args = p.parse_args(argv)
-    for name in [] if args.report_only else args.presets:
+    for name in [] if args.report_only or args.remeasure else args.presets:
         clips = dev_subset(args.dev, 4, 4.0, 16000)
         result = run_preset(name, args, clips)
         (args.out / name / "result.json").write_text(json.dumps(result, indent=1))
     results = [json.loads((args.out / n / "result.json").read_text()) for n in args.presets]
+    if args.remeasure:
+        harness.wait_for_quiet(args.wait_quiet)
+        results = [remeasure(r, args.out / r["preset"], args) for r in results]
+        for r in results:
+            (args.out / r["preset"] / "result.json").write_text(json.dumps(r, indent=1))
     text = report(results, args)
     print(f"## {SECTION}\n\n{text}")
     if args.write_results:
