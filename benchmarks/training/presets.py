@@ -209,11 +209,11 @@ def _row(r: dict[str, Any]) -> list[str]:
         usage = f"{100 * r['codes_used']:.0f}% / {r['dev_perplexity']:.0f}"
     frame_ms = 1e3 / r["frame_rate"]
     return [
-        r["preset"], f"{r['frame_rate']:g} Hz x {r['codebooks']} x {r['codebook_size']}",
+        r.get("label", r["preset"]), f"{r['frame_rate']:g} Hz x {r['codebooks']} x {r['codebook_size']}",
         f"{r['tokens_per_second']:.1f}", f"{r['bitrate']:g}",
         f"{r['lookahead_ms']:g} ({frame_ms + r['lookahead_ms']:g})", latency, f"{r['params'] / 1e6:.2f} M",
         f"{r['steps']} ({r['train_seconds'] / r['steps']:.1f} s/step)",
-        f"{r['mel_loss_first']:.2f} -> {r['mel_loss_last']:.2f}", usage,
+        f"{r['mel_loss_first']:.2f} -> {r['mel_loss_last']:.2f}", f"{r['perplexity']:.0f}", usage,
         f"{s['mel_distance']:.2f}", f"{s.get('pesq_wb', float('nan')):.2f}",
         "yes" if r["stream_codes_equal"] and r["stream_max_abs_diff"] <= 1e-5 else "NO",
     ]  # fmt: skip
@@ -223,8 +223,8 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
     header = [
         "preset", "frames x codebooks x size", "tokens/s (measured)", "bps",
         "lookahead ms (algorithmic latency)", "encode / decode ms per frame, 1 thread", "params",
-        "steps", "train mel loss", "dev codes used / perplexity", "dev mel dist", "dev PESQ-wb",
-        "streaming = offline",
+        "steps", "train mel loss", "train usage perplexity", "dev codes used / perplexity", "dev mel dist",
+        "dev PESQ-wb", "streaming = offline",
     ]  # fmt: skip
     loads = sorted({r["load"] for r in results if "load" in r})
     return "\n".join([
@@ -236,7 +236,9 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
         "second of 16 s of dev audio (a partial last frame rounds up). Latency: median over "
         f"{args.frames} frames of `stream.encode` (one frame of audio) and `stream.decode` (its codes), "
         "batch 1, with speech_16k (random weights) timed in the same run; algorithmic latency = frame + "
-        "lookahead. Train mel loss: mean of the first and last 3 values logged every 10 steps. Codes "
+        "lookahead. Train mel loss: mean of the first and last 3 values logged every 10 steps. Train usage "
+        "perplexity: of the codes of the last 10 training steps (mean over codebooks; at most the "
+        f"{args.batch_size} x 10 crops' frames). Codes "
         f"used / perplexity: over {args.usage_files} dev files cut to 4 s, per codebook, mean over "
         "codebooks. Dev mel distance and PESQ-wb: all codebooks, 4 dev files cut to 4 s. Streaming = "
         "offline: codes equal and samples within 1e-5 after streaming in odd chunks.",
