@@ -12,7 +12,8 @@ from safetensors.torch import load_file
 from codec.checkpoint import WEIGHTS_NAME
 from codec.config import ConfigError, from_dict
 from codec.train.config import TrainConfig
-from codec.train.semantic.align import align_frames
+from codec.train.data import DataError
+from codec.train.semantic.align import SemanticHead, align_frames
 from codec.train.semantic.config import SemanticConfig
 from codec.train.semantic.teacher import TeacherError, load_teacher, random_teacher
 from tests.train.conftest import debug_preset
@@ -160,6 +161,25 @@ def test_precomputed_features_equal_on_the_fly_ones(tmp_path, audio_dir):
         torch.testing.assert_close(feats, expected[0], rtol=1e-5, atol=1e-5)
     other = FeatureStore(tmp_path / "feats", "another teacher", 16000, -20.0)
     assert other.path(files[0]) != store.path(files[0])
+    with pytest.raises(DataError, match="no teacher features"):
+        other.read(files[0], 0.0, 100.0, 10)
+    moved = dataclasses.replace(files[0], num_samples=files[0].num_samples - 1)
+    with pytest.raises(DataError, match="another version"):
+        store.read(moved, 0.0, 100.0, 10)
+
+
+def test_normalised_targets_ignore_a_common_offset():
+    torch.manual_seed(0)
+    first, target = torch.randn(2, 10, 8), torch.randn(2, 10, 16)
+    head = SemanticHead(8, 16, "cosine", normalize=True).train()
+    torch.testing.assert_close(head(first, target), head(first, 3 * target + 50), rtol=1e-4, atol=1e-4)
+    raw = SemanticHead(8, 16, "cosine", normalize=False)
+    # Raw targets: an offset along the predictions' mean direction is nearly all the loss sees.
+    offset = 50 * torch.nn.functional.normalize(raw.proj(first).mean((0, 1)).detach(), dim=0)
+    assert raw(first, target) - raw(first, target + offset) > 0.2
+    torch.testing.assert_close(head(first, target), head(first, target + offset), rtol=1e-4, atol=1e-4)
+    l1 = SemanticHead(8, 16, "l1", normalize=False)
+    torch.testing.assert_close(l1(first, target), (l1.proj(first) - target).abs().mean())
 
 
 # ----------------------------------------------------------------------------- training

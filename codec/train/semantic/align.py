@@ -65,14 +65,21 @@ class SemanticHead(nn.Module):
         latent_dim: the codec's latent dimension (the quantizer's output).
         teacher_dim: D of the teacher's features.
         loss: ``"cosine"`` (1 - cosine similarity, averaged over frames) or ``"l1"``.
+        normalize: standardise the targets per dimension first (batch statistics in training,
+            their running average otherwise).  Self-supervised features share a large common
+            offset (and WavLM a few outlier dimensions): on raw targets a cosine loss is mostly
+            met by predicting that offset, and the first codebook learns little from it.
     """
 
-    def __init__(self, latent_dim: int, teacher_dim: int, loss: str = "cosine") -> None:
+    def __init__(
+        self, latent_dim: int, teacher_dim: int, loss: str = "cosine", normalize: bool = True
+    ) -> None:
         super().__init__()
         if loss not in ("cosine", "l1"):
             raise ValueError(f"semantic loss must be 'cosine' or 'l1', got {loss!r}")
         self.loss = loss
         self.proj = nn.Linear(latent_dim, teacher_dim)
+        self.norm = nn.BatchNorm1d(teacher_dim, affine=False, momentum=0.01) if normalize else None
 
     def forward(self, first: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Args: first ``[B, F, latent_dim]`` (level 0 of the RVQ); target ``[B, F, D]``.
@@ -81,6 +88,8 @@ class SemanticHead(nn.Module):
         """
         pred = self.proj(first.float())
         target = target.to(pred)
+        if self.norm is not None:
+            target = self.norm(target.reshape(-1, target.shape[-1])).reshape(target.shape)
         if self.loss == "cosine":
             return 1 - F.cosine_similarity(pred, target, dim=-1).mean()
         return F.l1_loss(pred, target)

@@ -24,6 +24,8 @@ class SemanticConfig:
             models, or an index into a list of per-layer outputs); null: the last one.
         weight: loss weight (0: computed and logged, not trained on).
         loss: ``cosine`` (1 - cosine similarity per frame) or ``l1`` (mean absolute error).
+        normalize: standardise the teacher's features per dimension before the loss (so the
+            loss follows how frames differ, not the features' common offset).
         features_dir: a folder of precomputed teacher features (one file per audio file,
             computed before training where missing and reused by every later run); null:
             the teacher runs on every training batch.
@@ -37,6 +39,7 @@ class SemanticConfig:
     layer: int | None = None
     weight: float = 1.0
     loss: Literal["cosine", "l1"] = "cosine"
+    normalize: bool = True
     features_dir: str | None = None
     sample_rate: int | None = None
     frame_rate: float | None = None

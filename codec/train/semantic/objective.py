@@ -22,7 +22,7 @@ from codec.train.semantic.align import SemanticHead
 from codec.train.semantic.config import SemanticConfig
 from codec.train.semantic.teacher import FeatureFn, Teacher, load_teacher
 
-_INIT_SEED = 0x5E3A
+INIT_SEED = 0x5E3A
 
 
 class SemanticObjective(nn.Module):
@@ -49,8 +49,8 @@ class SemanticObjective(nn.Module):
                 teacher = load_teacher(spec, cfg.layer, cfg.sample_rate, cfg.frame_rate)
             # A plain attribute (Teacher is no nn.Module): not a submodule, not in state_dict.
             self.teacher: Teacher = teacher
-            torch.manual_seed(_INIT_SEED)
-            self.head = SemanticHead(model.latent_dim, teacher.dim, cfg.loss)
+            torch.manual_seed(INIT_SEED)
+            self.head = SemanticHead(model.latent_dim, teacher.dim, cfg.loss, cfg.normalize)
 
     def _apply(self, fn, *args, **kwargs):  # type: ignore[override]
         # Follow the module to its device (Lightning moves the module, not the teacher).
