@@ -71,7 +71,8 @@ def make_preset(args: argparse.Namespace, semantic: bool) -> Preset:
         t, seed=args.seed, max_steps=args.steps, data=data, logging=logging, checkpoint=checkpoint
     )
     train = dataclasses.replace(train, discriminator=disc, semantic=sem)
-    return Preset(base.model, train)
+    quantizer = dataclasses.replace(base.model.quantizer, codebook_size=args.codebook_size)
+    return Preset(dataclasses.replace(base.model, quantizer=quantizer), train)
 
 
 def run(name: str, args: argparse.Namespace) -> Path:
@@ -192,6 +193,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--segment-seconds", type=float, default=0.64)
     p.add_argument("--log-every", type=int, default=5)
+    p.add_argument("--codebook-size", type=int, default=1024, help="entries per codebook (debug: 64)")
     p.add_argument("--layer", type=int, default=2)
     p.add_argument("--weight", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
@@ -234,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.write_results:
         lines = [
-            f"Model: the `debug` preset's architecture (latent 32, 4 codebooks x 64, 100 frames/s) "
+            f"Model: the `debug` preset's architecture (latent 32, 100 frames/s) with 4 codebooks x "
+            f"{args.codebook_size} "
             f"trained from scratch for {args.steps} steps (batch {args.batch_size} x "
             f"{args.segment_seconds:g} s, mel + STFT losses, no GAN), seed {args.seed}, with and "
             f"without `train.semantic` (weight {args.weight:g}, cosine, layer {args.layer}). Teacher: an "

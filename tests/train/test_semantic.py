@@ -242,3 +242,39 @@ def test_precomputed_run_trains_and_exports_without_the_projection(runs, tmp_pat
     assert not any("semantic" in k for k in exported)
     assert set(exported) == set(runs.on.generator.state_dict())
     load_model(out.directory)
+
+
+def test_bad_teacher_is_a_one_line_usage_error(tmp_path, capsys, audio_dir, val_dir):
+    import yaml
+
+    from codec.config import load_preset
+    from codec.train import cli
+
+    preset = load_preset("debug")
+    preset["train"]["semantic"] = {"teacher": "NO_SUCH_BUNDLE"}
+    path = tmp_path / "semantic.yaml"
+    path.write_text(yaml.safe_dump(preset))
+    parser = cli.argparse.ArgumentParser(prog="codec")
+    cli.add_train_parser(parser.add_subparsers(dest="command"))
+    argv = ["train", "--config", str(path), "--data", str(audio_dir), "--val-data", str(val_dir)]
+    args = parser.parse_args([*argv, "--run-dir", str(tmp_path / "run"), "--no-progress"])
+    assert cli.run_train(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "NO_SUCH_BUNDLE" in err and "Traceback" not in err
+
+
+def test_first_level_is_the_first_codebooks_codeword():
+    from codec.config import CodecConfig
+    from codec.model import build_model
+    from codec.train.config import load_train_preset
+
+    torch.manual_seed(0)
+    model = build_model(load_train_preset("debug").model).train()
+    assert isinstance(model.cfg, CodecConfig)
+    latent = torch.randn(64, model.cfg.latent_dim, requires_grad=True)
+    q = model.quantizer(latent)
+    with torch.no_grad():
+        torch.testing.assert_close(q.first_level, model.quantizer.decode(q.codes[:, :1]))
+    # Straight-through: its gradient reaches the encoder's latent.
+    q.first_level.sum().backward()
+    assert latent.grad is not None and latent.grad.abs().sum() > 0

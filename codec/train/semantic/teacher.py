@@ -35,6 +35,7 @@ import torch
 import torchaudio.functional as AF
 from torch import nn
 
+from codec.config import ConfigError
 from codec.train.semantic.align import align_frames
 
 FeatureFn = Callable[[torch.Tensor], Any]
@@ -42,8 +43,9 @@ _IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 DEFAULT_SAMPLE_RATE = 16000
 
 
-class TeacherError(ValueError):
-    """The teacher cannot be loaded or returned something that is not frame features."""
+class TeacherError(ConfigError):
+    """The teacher cannot be loaded or returned something that is not frame features (bad input:
+    the configured teacher is wrong, so the command line exits with status 2)."""
 
 
 class Teacher:
