@@ -5,23 +5,25 @@ Usage (from the repository root, as a module so that ``benchmarks`` imports)::
     nice -n 10 python -m benchmarks.training.semantic_probe --out runs/semantic --steps 300 \\
         --threads 1 --write-results
 
-Two runs of the same small model (the ``debug`` preset's architecture), same seed, same
-steps, same crops: ``off`` (today's recipe) and ``on`` (plus ``train.semantic`` with the
-teacher below, features precomputed once into ``OUT/features``).  No pretrained teacher can be
-downloaded here, so the teacher is a randomly initialised, shrunk torchaudio WavLM
+Runs of the same small model (the ``debug`` preset's architecture), same seed, same steps,
+same crops: ``off`` (today's recipe), ``on`` (plus ``train.semantic``, teacher features
+standardised, the default) and ``on_raw`` (``normalize: false``); the teacher's features are
+precomputed once into ``OUT/features``.  No pretrained teacher can be downloaded here, so the
+teacher is a randomly initialised, shrunk torchaudio WavLM
 (:func:`codec.train.semantic.teacher.random_teacher`; 50 frames/s against the model's 100):
 the plumbing and the optimisation are what this shows, not semantics.
 
-Reported:
+Reported per run:
 
-- the distillation loss of the ``on`` run: mean of its first 5 logged steps against the
-  mean of its last 5 logged steps (the target: at least halved);
+- the distillation loss as logged in training (mean of the first 5 logged steps -> the last
+  5), and on held-out dev frames: the untrained model with the initial projection (start)
+  against the trained model and projection (end);
 - a linear probe (ridge regression with a bias) from the first codebook's quantized output
   (level 0 of the RVQ, in latent space) to the teacher's features on the codec's frame grid,
-  fitted on frames of ``--probe-files`` training files, evaluated on ``--dev-files`` held-out
-  dev files: mean cosine similarity per frame, raw and after subtracting the teacher's mean
-  feature over the training frames (a probe that only learned the mean scores 0 there), for
-  ``init`` (the untrained model), ``off`` and ``on``.
+  fitted on frames of ``--probe-files`` training files, scored on ``--dev-files`` held-out dev
+  files: mean cosine similarity per frame, raw and centred (after subtracting the teacher's
+  mean training feature: a probe that only learned the mean scores 0 there);
+- the same with the code alone (each code predicts its mean training feature).
 
 Each run writes ``OUT/NAME/``; a finished run is reused (delete it to rerun).
 """
@@ -55,7 +57,11 @@ def teacher() -> torch.nn.Module:
     return random_teacher("wavlm", dim=64, num_layers=2, seed=0)
 
 
-def make_preset(args: argparse.Namespace, semantic: bool) -> Preset:
+# Runs: name -> train.semantic.normalize (None: the option off).
+VARIANTS: dict[str, bool | None] = {"off": None, "on": True, "on_raw": False}
+
+
+def make_preset(args: argparse.Namespace, variant: str) -> Preset:
     base = load_train_preset("debug")
     t = base.train
     data = dataclasses.replace(t.data, train=(str(args.data),), val=(str(args.dev),), num_workers=0)
@@ -64,9 +70,10 @@ def make_preset(args: argparse.Namespace, semantic: bool) -> Preset:
     checkpoint = dataclasses.replace(t.checkpoint, every_n_steps=10**6)
     disc = dataclasses.replace(t.discriminator, start_step=None)  # spectral losses only (CPU budget)
     sem = SemanticConfig()
-    if semantic:
+    normalize = VARIANTS[variant]
+    if normalize is not None:
         features = str(args.out / "features")
-        sem = SemanticConfig(teacher=TEACHER, layer=args.layer, weight=args.weight, features_dir=features)
+        sem = SemanticConfig(TEACHER, args.layer, args.weight, "cosine", normalize, features)
     train = dataclasses.replace(
         t, seed=args.seed, max_steps=args.steps, data=data, logging=logging, checkpoint=checkpoint
     )
@@ -86,9 +93,7 @@ def run(name: str, args: argparse.Namespace) -> Path:
     import time
 
     start = time.monotonic()
-    module = train(
-        make_preset(args, name == "on"), RunOptions(run_dir=out, accelerator="cpu", progress_bar=False)
-    )
+    module = train(make_preset(args, name), RunOptions(run_dir=out, accelerator="cpu", progress_bar=False))
     torch.save(module.generator.state_dict(), out / "generator.pt")
     if module.semantic is not None:
         torch.save(module.semantic.head.state_dict(), out / "head.pt")
@@ -116,77 +121,106 @@ def clips(folder: Path, count: int, seconds: float, sample_rate: int) -> list[to
 
 
 @torch.no_grad()
-def frames(model: CodecModel, teach: Teacher, wavs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """First-codebook quantized latents ``[M, D]`` and teacher features ``[M, Dt]`` of all clips."""
+def frames(model: CodecModel, teach: Teacher, wavs: list[torch.Tensor]) -> Frames:
+    """First-codebook codes and quantized latents, and the teacher's features, of all clips."""
     hop, rate = model.hop_length, model.cfg.sample_rate
-    xs, ys = [], []
+    codes, xs, ys = [], [], []
     for wav in wavs:
         wav = wav[: wav.shape[0] // hop * hop][None]
         latent = model.encoder(wav)[0]  # [F, D]
-        codes = model.quantizer.encode(latent, 1)  # [F, 1]
-        xs.append(model.quantizer.decode(codes))
+        first = model.quantizer.encode(latent, 1)  # [F, 1]
+        codes.append(first[:, 0])
+        xs.append(model.quantizer.decode(first))
         ys.append(teach.frame_features(wav, rate, rate / hop, latent.shape[0])[0])
-    return torch.cat(xs).double(), torch.cat(ys).double()
+    return Frames(torch.cat(codes), torch.cat(xs).double(), torch.cat(ys).double())
 
 
-def probe(train: tuple[torch.Tensor, torch.Tensor], dev: tuple[torch.Tensor, torch.Tensor], ridge: float):
-    """Ridge regression train -> scores on dev: (raw cosine, centred cosine)."""
-    x, y = train
+@dataclasses.dataclass
+class Frames:
+    """``codes [M]``, first-codebook quantized latents ``x [M, D]``, teacher features ``y [M, Dt]``."""
+
+    codes: torch.Tensor
+    x: torch.Tensor
+    y: torch.Tensor
+
+
+def _scores(pred: torch.Tensor, y: torch.Tensor, mean: torch.Tensor) -> tuple[float, float]:
+    raw = F.cosine_similarity(pred, y, dim=-1).mean().item()
+    return raw, F.cosine_similarity(pred - mean, y - mean, dim=-1).mean().item()
+
+
+def probe(train: Frames, dev: Frames, ridge: float) -> tuple[float, float]:
+    """Ridge regression from the quantized latents, train -> dev: (cosine, centred cosine)."""
+    x, y = train.x, train.y
     xb = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], 1)
     reg = ridge * torch.eye(xb.shape[1], dtype=x.dtype)
     reg[-1, -1] = 0  # the bias is not shrunk
     w = torch.linalg.solve(xb.T @ xb + reg, xb.T @ y)
-    xd, yd = dev
-    pred = torch.cat([xd, torch.ones(len(xd), 1, dtype=xd.dtype)], 1) @ w
-    mean = y.mean(0)
-    raw = F.cosine_similarity(pred, yd, dim=-1).mean().item()
-    centred = F.cosine_similarity(pred - mean, yd - mean, dim=-1).mean().item()
-    return raw, centred
+    pred = torch.cat([dev.x, torch.ones(len(dev.x), 1, dtype=x.dtype)], 1) @ w
+    return _scores(pred, dev.y, y.mean(0))
 
 
-def dev_loss(head: SemanticHead, dev: tuple[torch.Tensor, torch.Tensor]) -> float:
-    """The distillation loss on held-out frames: 1 - cosine(projection, standardised teacher)."""
-    x, y = dev
-    y = (y - y.mean(0)) / (y.std(0) + 1e-5) if head.norm is not None else y
+def code_probe(train: Frames, dev: Frames, size: int) -> tuple[float, float]:
+    """The code alone (a linear probe on one-hot codes): each code predicts its mean training
+    feature (the overall mean for a code unseen in training); (cosine, centred cosine) on dev."""
+    mean = train.y.mean(0)
+    sums = torch.zeros(size, train.y.shape[1], dtype=train.y.dtype).index_add_(0, train.codes, train.y)
+    counts = torch.bincount(train.codes, minlength=size).to(train.y.dtype)[:, None]
+    table = torch.where(counts > 0, sums / counts.clamp(min=1), mean)
+    return _scores(table[dev.codes], dev.y, mean)
+
+
+def dev_loss(head: SemanticHead, dev: Frames) -> float:
+    """The distillation loss on held-out frames: 1 - cosine(projection, teacher), the teacher's
+    features standardised over the dev frames when the run standardised them."""
+    y = (dev.y - dev.y.mean(0)) / (dev.y.std(0) + 1e-5) if head.norm is not None else dev.y
     with torch.no_grad():
-        pred = head.proj(x.float()).double()
+        pred = head.proj(dev.x.float()).double()
     return 1 - F.cosine_similarity(pred, y, dim=-1).mean().item()
 
 
-def initial_head(latent_dim: int, teacher_dim: int) -> SemanticHead:
-    """The projection as training starts (seeded as :class:`SemanticObjective` seeds it)."""
+def initial_head(head: SemanticHead) -> SemanticHead:
+    """``head`` with the projection training starts from (seeded as :class:`SemanticObjective` does)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(INIT_SEED)
-        return SemanticHead(latent_dim, teacher_dim)
+        fresh = SemanticHead(head.proj.in_features, head.proj.out_features, head.loss, head.norm is not None)
+    return fresh
 
 
-def evaluate(args: argparse.Namespace) -> dict[str, dict[str, float]]:
-    preset = make_preset(args, False)
+def evaluate(args: argparse.Namespace, names: list[str]) -> dict[str, dict[str, float]]:
+    """Probe scores of ``init`` and each run; for semantic runs also the dev distillation loss
+    before (untrained model, initial projection) and after training."""
+    preset = make_preset(args, "off")
     rate = preset.model.sample_rate
     teach = load_teacher(teacher(), layer=args.layer)
     train_clips = clips(args.data, args.probe_files, args.clip_seconds, rate)
     dev_clips = clips(args.dev, args.dev_files, args.clip_seconds, rate)
-    results = {}
-    for name in ("init", "off", "on"):
+    results: dict[str, dict[str, float]] = {}
+    init_dev = None
+    for name in ["init", *names]:
         torch.manual_seed(args.seed)
         model = build_model(preset.model).eval()
         if name != "init":
             model.load_state_dict(torch.load(args.out / name / "generator.pt", weights_only=True))
         tr, dv = frames(model, teach, train_clips), frames(model, teach, dev_clips)
+        init_dev = dv if name == "init" else init_dev
         raw, centred = probe(tr, dv, args.ridge)
-        results[name] = {"cosine": raw, "centred_cosine": centred, "train_frames": len(tr[0])}
-        results[name]["dev_frames"] = len(dv[0])
-        if name in ("init", "on"):  # the `on` run before and after training
-            head = initial_head(preset.model.latent_dim, teach.dim)
-            if name == "on":
-                head.load_state_dict(torch.load(args.out / "on" / "head.pt", weights_only=True))
-            results[name]["dev_loss"] = dev_loss(head, dv)
+        code_raw, code_centred = code_probe(tr, dv, args.codebook_size)
+        results[name] = {"cosine": raw, "centred_cosine": centred, "train_frames": len(tr.codes)}
+        results[name].update(code_cosine=code_raw, code_centred_cosine=code_centred, dev_frames=len(dv.codes))
+        normalize = VARIANTS.get(name)
+        if normalize is not None and init_dev is not None:
+            head = SemanticHead(preset.model.latent_dim, teach.dim, normalize=normalize)
+            results[name]["dev_loss_start"] = dev_loss(initial_head(head), init_dev)
+            head.load_state_dict(torch.load(args.out / name / "head.pt", weights_only=True))
+            results[name]["dev_loss_end"] = dev_loss(head, dv)
     return results
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument("--data", type=Path, default=Path("../shared/data/train"))
     p.add_argument("--dev", type=Path, default=Path("../shared/data/dev"))
     p.add_argument("--steps", type=int, default=300)
@@ -195,7 +229,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--log-every", type=int, default=5)
     p.add_argument("--codebook-size", type=int, default=1024, help="entries per codebook (debug: 64)")
     p.add_argument("--layer", type=int, default=2)
-    p.add_argument("--weight", type=float, default=1.0)
+    p.add_argument("--weight", type=float, default=10.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--probe-files", type=int, default=40)
@@ -206,50 +240,61 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def table(args: argparse.Namespace, scores: dict[str, dict[str, float]]) -> str:
+    rows = []
+    for name, s in scores.items():
+        loss_train = loss_dev = "-"
+        if VARIANTS.get(name) is not None:
+            logged = [v for _, v in semantic_losses(args.out / name)]
+            first, last = sum(logged[:5]) / 5, sum(logged[-5:]) / 5
+            loss_train = f"{first:.3f} -> {last:.3f} (x{last / first:.2f})"
+            start, end = s["dev_loss_start"], s["dev_loss_end"]
+            loss_dev = f"{start:.3f} -> {end:.3f} (x{end / start:.2f})"
+        what = {None: "option off", True: "standardised targets", False: "raw targets"}
+        kind = "untrained" if name == "init" else what[VARIANTS[name]]
+        seconds = "-" if name == "init" else f"{_seconds(args.out / name):.0f}"
+        probes = [f"{s[k]:.3f}" for k in ("cosine", "centred_cosine", "code_cosine", "code_centred_cosine")]
+        rows.append([name, kind, loss_train, loss_dev, *probes, seconds])
+    header = [
+        "run", "semantic", "distillation loss, train (first 5 -> last 5 logged)",
+        "distillation loss, dev (start -> end)", "linear probe cosine", "centred", "code probe cosine",
+        "centred", "train s",
+    ]  # fmt: skip
+    return harness.markdown_table(header, rows)
+
+
+def _seconds(run_dir: Path) -> float:
+    return json.loads((run_dir / "run.json").read_text())["seconds"]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     harness.set_threads(args.threads)
     conditions = harness.Conditions(harness.wait_for_quiet(args.wait_quiet))
-    for name in ("off", "on"):
+    for name in args.variants:
         run(name, args)
-    losses = [v for _, v in semantic_losses(args.out / "on")]
-    first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
-    scores = evaluate(args)
-    seconds = {n: json.loads((args.out / n / "run.json").read_text())["seconds"] for n in ("off", "on")}
-    rows = [
-        [n, f"{s['cosine']:.3f}", f"{s['centred_cosine']:.3f}", s["train_frames"], s["dev_frames"]]
-        for n, s in scores.items()
-    ]
-    table = harness.markdown_table(
-        ["model", "probe cosine (dev)", "centred probe cosine (dev)", "train frames", "dev frames"], rows
-    )
-    summary = (
-        f"Distillation loss (1 - cosine, run `on`): {first:.3f} (mean of the first 5 logged steps) -> "
-        f"{last:.3f} (last 5), ratio {last / first:.2f}. Training time: off {seconds['off']:.0f} s, "
-        f"on {seconds['on']:.0f} s for {args.steps} steps (the `on` time includes precomputing "
-        "the teacher's features of every training file once)."
-    )
-    print(summary)
-    print(table)
-    (args.out / "result.json").write_text(
-        json.dumps({"loss": [first, last], "probe": scores}, indent=2) + "\n"
-    )
+    scores = evaluate(args, args.variants)
+    text = table(args, scores)
+    print(text)
+    (args.out / "result.json").write_text(json.dumps(scores, indent=2) + "\n")
     if args.write_results:
         lines = [
             f"Model: the `debug` preset's architecture (latent 32, 100 frames/s) with 4 codebooks x "
-            f"{args.codebook_size} "
-            f"trained from scratch for {args.steps} steps (batch {args.batch_size} x "
-            f"{args.segment_seconds:g} s, mel + STFT losses, no GAN), seed {args.seed}, with and "
-            f"without `train.semantic` (weight {args.weight:g}, cosine, layer {args.layer}). Teacher: an "
-            "untrained torchaudio WavLM (64 channels, 2 layers, 50 frames/s; no pretrained teacher "
-            "is reachable here). Probe: ridge regression from the first codebook's quantized output "
-            f"to the teacher's features, fitted on the first {args.probe_files} training files, "
-            f"scored on the first {args.dev_files} files of {args.dev} (each cut to "
-            f"{args.clip_seconds:g} s); `init` is the untrained model.",
+            f"{args.codebook_size}, trained from scratch for {args.steps} steps (batch "
+            f"{args.batch_size} x {args.segment_seconds:g} s, mel + STFT losses, no GAN), seed "
+            f"{args.seed}, without and with `train.semantic` (weight {args.weight:g}, cosine, layer "
+            f"{args.layer}, features precomputed). Teacher: an untrained torchaudio WavLM (64 "
+            "channels, 2 layers, 50 frames/s; no pretrained teacher is reachable here). Distillation "
+            "loss on dev: 1 - cosine between the projection of the first codebook's output and the "
+            "teacher's features (standardised over the dev frames for `on`), for the untrained model "
+            "with the initial projection (start) and the trained one (end). Probe: ridge regression "
+            "from the first codebook's quantized output to the teacher's features, fitted on the "
+            f"first {args.probe_files} training files, scored on the first {args.dev_files} files of "
+            f"{args.dev} (each cut to {args.clip_seconds:g} s); centred: cosine after subtracting the "
+            "teacher's mean training feature from both. `train s` includes, for the first semantic "
+            "run, precomputing the teacher's features of every training file once.",
             "",
-            summary,
-            "",
-            table,
+            text,
             "",
             *harness.machine_lines(),
             conditions.line(),

@@ -111,6 +111,8 @@ def test_teacher_sources(tmp_path, monkeypatch):
     assert scripted.source.startswith("torchscript:")
     listed = load_teacher("tests.train.test_semantic:two_layers", layer=2)
     torch.testing.assert_close(listed.features(wav), 2 * ramp(wav))
+    with pytest.raises(TeacherError, match="num_layers"):
+        load_teacher(model, layer=3).features(wav)
     with pytest.raises(TeacherError, match="single tensor"):
         load_teacher(ramp, layer=2).features(wav)
     for bad in ("NO_SUCH_BUNDLE", "tests.train.nothing:here", str(tmp_path / "..")):

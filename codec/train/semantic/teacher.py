@@ -108,7 +108,10 @@ class Teacher:
         wav = wav.float().to(self.device)
         extract = getattr(self.fn, "extract_features", None)
         if extract is not None:
-            layers, _ = extract(wav, None, self.layer)
+            try:
+                layers, _ = extract(wav, None, self.layer)
+            except ValueError as err:  # torchaudio's answer to a layer it does not have
+                raise TeacherError(f"teacher {self.source}: {err}") from None
             out = layers[-1]
         else:
             out = _select(self.fn(wav), self.layer)
