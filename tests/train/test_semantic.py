@@ -280,3 +280,15 @@ def test_first_level_is_the_first_codebooks_codeword():
     # Straight-through: its gradient reaches the encoder's latent.
     q.first_level.sum().backward()
     assert latent.grad is not None and latent.grad.abs().sum() > 0
+
+
+def test_the_teacher_stays_out_of_the_module_tree():
+    from codec.train.config import load_train_preset
+    from codec.train.semantic.objective import SemanticObjective
+
+    model = load_train_preset("debug").model
+    objective = SemanticObjective(model, SemanticConfig(teacher=TEACHER, layer=1))
+    assert {k.split(".")[0] for k in objective.state_dict()} == {"head"}
+    assert sum(p.numel() for p in objective.parameters()) == (model.latent_dim + 1) * 32
+    assert objective.teacher.module is not None
+    assert not any(p.requires_grad for p in objective.teacher.module.parameters())
