@@ -78,7 +78,9 @@ def make_preset(args: argparse.Namespace, variant: str) -> Preset:
         t, seed=args.seed, max_steps=args.steps, data=data, logging=logging, checkpoint=checkpoint
     )
     train = dataclasses.replace(train, discriminator=disc, semantic=sem)
-    quantizer = dataclasses.replace(base.model.quantizer, codebook_size=args.codebook_size)
+    quantizer = dataclasses.replace(
+        base.model.quantizer, codebook_size=args.codebook_size, codebook_dim=args.codebook_dim
+    )
     return Preset(dataclasses.replace(base.model, quantizer=quantizer), train)
 
 
@@ -227,7 +229,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--segment-seconds", type=float, default=0.64)
     p.add_argument("--log-every", type=int, default=5)
-    p.add_argument("--codebook-size", type=int, default=1024, help="entries per codebook (debug: 64)")
+    p.add_argument("--codebook-size", type=int, default=64, help="entries per codebook (debug: 64)")
+    p.add_argument("--codebook-dim", type=int, default=4, help="code dimension (debug: 4)")
     p.add_argument("--layer", type=int, default=2)
     p.add_argument("--weight", type=float, default=10.0)
     p.add_argument("--seed", type=int, default=0)
@@ -280,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.write_results:
         lines = [
             f"Model: the `debug` preset's architecture (latent 32, 100 frames/s) with 4 codebooks x "
-            f"{args.codebook_size}, trained from scratch for {args.steps} steps (batch "
+            f"{args.codebook_size} (code dimension {args.codebook_dim}), trained from scratch for "
+            f"{args.steps} steps (batch "
             f"{args.batch_size} x {args.segment_seconds:g} s, mel + STFT losses, no GAN), seed "
             f"{args.seed}, without and with `train.semantic` (weight {args.weight:g}, cosine, layer "
             f"{args.layer}, features precomputed). Teacher: an untrained torchaudio WavLM (64 "
