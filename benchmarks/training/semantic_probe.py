@@ -295,8 +295,8 @@ def main(argv: list[str] | None = None) -> int:
             "from the first codebook's quantized output to the teacher's features, fitted on the "
             f"first {args.probe_files} training files, scored on the first {args.dev_files} files of "
             f"{args.dev} (each cut to {args.clip_seconds:g} s); centred: cosine after subtracting the "
-            "teacher's mean training feature from both. `train s` includes, for the first semantic "
-            "run, precomputing the teacher's features of every training file once.",
+            "teacher's mean training feature from both. `train s`: wall time of the run (for a "
+            "semantic run that finds no features in OUT/features, precomputing them is part of it).",
             "",
             text,
             "",
