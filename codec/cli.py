@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
@@ -52,15 +53,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_coding_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     coding = argparse.ArgumentParser(add_help=False, parents=[common])
-    coding.add_argument("input", metavar="IN", help="a file, a folder (coded recursively) or - for stdin")
+    coding.add_argument(
+        "inputs", metavar="IN", nargs="+",
+        help="files, folders (coded recursively) or - for stdin; several inputs need an output folder",
+    )  # fmt: skip
     coding.add_argument("-o", "--output", metavar="OUT", required=True, help="file, folder or - for stdout")
+    coding.add_argument(
+        "--device", type=_device, default="cpu",
+        help="cpu, cuda, cuda:N, or auto (cuda when a GPU is available, else cpu); default: cpu",
+    )  # fmt: skip
     coding.add_argument(
         "--model", help="bundled model name or model directory (default: the bundled default)"
     )
     coding.add_argument("--force", action="store_true", help="replace existing outputs")
     coding.add_argument(
-        "--skip-existing", action="store_true", help="folder mode: keep existing complete outputs"
-    )
+        "--skip-existing", action="store_true",
+        help="keep existing outputs that are complete and match their input; redo the others",
+    )  # fmt: skip
     coding.add_argument("--pcm-format", choices=["s16le", "f32le"], default="s16le", help="raw PCM on pipes")
     enc = sub.add_parser("encode", parents=[coding], help="audio -> token file (.cdc) or token stream")
     enc.add_argument(
@@ -89,6 +98,13 @@ def _command(name: str) -> Callable[[argparse.Namespace], int]:
         return getattr(importlib.import_module("codec.commands"), name)(args)
 
     return run
+
+
+def _device(text: str) -> str:
+    # Checked by form only: asking PyTorch about GPUs here would load it for every --help.
+    if not re.fullmatch(r"cpu|auto|cuda(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"expected cpu, cuda, cuda:N or auto, got {text!r}")
+    return text
 
 
 def _positive_float(text: str) -> float:

@@ -41,7 +41,13 @@ def commands(work: Path) -> dict[str, list[str]]:
         "codec --help": ["--help"],
         "codec encode --bad-option (usage error)": ["encode", "--bad-option"],
         "codec info speech_16k": ["info", "speech_16k"],
-        "codec encode 1 s WAV -o x.cdc": ["encode", str(work / "one.wav"), "-o", str(work / "x.cdc"), "--force"],
+        "codec encode 1 s WAV -o x.cdc": [
+            "encode",
+            str(work / "one.wav"),
+            "-o",
+            str(work / "x.cdc"),
+            "--force",
+        ],
     }
 
 
