@@ -8,6 +8,11 @@ input or usage, 1 an internal or I/O error, 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP,
 reader of stdout goes away.  Outputs are written atomically, so a failed or interrupted run
 leaves no partial file; existing outputs are never replaced without ``--force``.
 
+Parsing needs no heavy module: ``codec --help`` and usage errors never load PyTorch (the
+package's exports load on first use, command handlers when their command runs, and
+``--device`` is checked by form here, against the machine in :mod:`codec.commands`).
+Several inputs go into one output folder (see :mod:`codec.pipeline.folder` for where).
+
 ``-`` as input or output means a pipe: ``codec encode - -o -`` reads raw PCM on stdin and
 writes a token stream on stdout, ``codec decode - -o -`` the reverse (see the README section
 "Streaming from the shell" and :mod:`codec.fileformat` for the stream format).

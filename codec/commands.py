@@ -8,6 +8,7 @@ pipeline.  Commands only raise; :mod:`codec.exitcodes` turns that into one line 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -293,7 +294,8 @@ def _sources(args: argparse.Namespace) -> str | None:
 def _run_one(args: argparse.Namespace, source: str, target: Path | None, make: Callable[[], Work]) -> int:
     """One input to one output (``None``: stdout); ``--skip-existing`` keeps a verified output."""
     if target is not None:
-        clear_stale(target)  # what a killed writer of this output left, even if nothing is written
+        with contextlib.suppress(OSError):  # an unwritable folder is reported by check_target
+            clear_stale(target)  # what a killed writer of this output left, even if nothing is written
         if args.skip_existing and not args.force and target.exists():
             check_target(target, True, source)
             work = make()

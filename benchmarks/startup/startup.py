@@ -3,7 +3,7 @@
 Each command runs as a fresh child process (``python -m codec.cli ...``, cwd = the checkout
 under test, so that checkout's ``codec`` is the one imported); the table gives the median and
 the fastest of ``--repeats`` runs.  The import breakdown comes from ``python -X importtime``:
-the cumulative import time of each top-level package the command loads.
+all imports together, and the cumulative import time of each heavy package the command loads.
 
 ``--before REV`` measures another revision in the same run, side by side: its tree is
 extracted with ``git archive`` into a temporary folder (no worktree, no change to the

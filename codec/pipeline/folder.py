@@ -15,6 +15,7 @@ run starts, whether the outputs are then rewritten, kept or refused.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Callable, Iterable
@@ -138,8 +139,9 @@ def clear_leftovers(jobs: list[FolderJob]) -> int:
             continue  # not there yet: nothing was left in it
         owners = {m.group(1) for m in map(_LEFTOVER.match, entries) if m}
         for name in sorted(owners & names):
-            clear_stale(folder / name)
-            cleaned += 1
+            with contextlib.suppress(OSError):  # cannot clean here: the job's own write will say why
+                clear_stale(folder / name)
+                cleaned += 1
     return cleaned
 
 
