@@ -296,10 +296,10 @@ def _run_one(args: argparse.Namespace, source: str, target: Path | None, make: C
     if target is not None:
         with contextlib.suppress(OSError):  # an unwritable folder is reported by check_target
             clear_stale(target)  # what a killed writer of this output left, even if nothing is written
-        if args.skip_existing and not args.force and target.exists():
+        if args.skip_existing and not args.force and target.exists() and source != "-":
             check_target(target, True, source)
             work = make()
-            if source != "-" and work.complete(folder.FolderJob(Path(source), target)):
+            if work.complete(folder.FolderJob(Path(source), target)):
                 return 0
             work.run(source, target, True)
             return 0

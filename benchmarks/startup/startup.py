@@ -111,8 +111,18 @@ def table(runs: dict[str, dict]) -> str:
 
 def extract(rev: str, into: Path) -> Path:
     """The tree of ``rev`` (``git archive``) in ``into``; the repository itself is not touched."""
+    into.mkdir(parents=True)
     archive = subprocess.run(["git", "archive", rev], cwd=REPO, capture_output=True, check=True)
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    # The installed (editable) codec must not shadow the extracted one: the cwd comes first.
+    where = subprocess.run(
+        [sys.executable, "-c", "import codec; print(codec.__file__)"],
+        cwd=into,
+        capture_output=True,
+        text=True,
+    )
+    if not where.stdout.strip().startswith(str(into)):
+        raise SystemExit(f"{rev}: its codec is not the one imported ({where.stdout.strip() or where.stderr})")
     return into
 
 
@@ -143,8 +153,9 @@ def main(argv: list[str] | None = None) -> str:
         floor = [run_once(work, [], ("-c", "import torch"))[0] for _ in range(args.repeats)]
         text = "\n".join([
             "Wall time of a fresh `python -m codec.cli ...` child per run (the `codec` script does the "
-            f"same), {args.repeats} runs per command; imports from `python -X importtime` (cumulative, "
-            "per top-level package).  The encode row uses the bundled model and 1 s of 16 kHz audio.",
+            f"same), {args.repeats} runs per command; imports from `python -X importtime` (all imports, "
+            "and each heavy package's own cumulative time).  The encode row uses the bundled model "
+            "and 1 s of 16 kHz audio.",
             "",
             *harness.machine_lines(),
             f"- Command: `{harness.command_line('benchmarks/startup/startup.py')}`",
