@@ -21,6 +21,7 @@ writes a token stream on stdout, ``codec decode - -o -`` the reverse (see the RE
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import re
 import sys
@@ -164,7 +165,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse has printed usage and the problem
         return int(exc.code or 0)
+    _preload()
     return exitcodes.run(lambda: args.run(args), debug=getattr(args, "debug", False))
+
+
+def _preload() -> None:
+    """Import PyTorch and the pipeline once a command is sure to run, before the signal
+    handlers go in: SIGTERM in the middle of an import would otherwise unwind through it and
+    leave half-initialised modules behind (here its default action ends the process, and
+    nothing has been written yet).  An import error is left for the command to report."""
+    with contextlib.suppress(Exception):
+        importlib.import_module("codec.commands")
 
 
 if __name__ == "__main__":

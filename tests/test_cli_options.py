@@ -247,3 +247,19 @@ def test_the_package_exports_load_on_first_use() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "no attribute 'nope'" in done.stdout, done.stderr
+
+
+def test_heavy_imports_happen_before_the_signal_handlers(kit) -> None:
+    """SIGTERM during an import under the handlers would leave half-initialised modules (an
+    internal error instead of 'interrupted'); before them it just ends the process."""
+    code = (
+        "import sys, contextlib\nfrom codec import exitcodes\nfrom codec.cli import main\n"
+        "original = exitcodes.handle_signals\n"
+        "@contextlib.contextmanager\ndef spy():\n"
+        "    print('torch' in sys.modules, 'codec.commands' in sys.modules, file=sys.stderr)\n"
+        "    with original():\n        yield\n"
+        "exitcodes.handle_signals = spy\n"
+        f"main(['info', {str(kit.wav)!r}])"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stderr.strip() == "True True", done.stderr
