@@ -1,4 +1,4 @@
-"""The plan of a tokenize run: which item goes to which shard, fixed once and kept in ``plan.parquet``.
+"""The plan of a tokenize run: which item goes to which shard, fixed once and kept in ``_plan.parquet``.
 
 Every item's header is read once (:func:`codec.pipeline.audiofile.audio_info`: rate, length,
 truncation); items are sorted by duration and cut into shards of ``shard_size`` items, so a
@@ -29,7 +29,8 @@ from codec.audio import AudioError
 from codec.data.inputs import Item, Listing, cast_value
 from codec.pipeline.audiofile import audio_info
 
-PLAN_NAME = "plan.parquet"
+# The leading underscore keeps it out of what pyarrow, Spark and `datasets` take for data files.
+PLAN_NAME = "_plan.parquet"
 PLAN_VERSION = 1
 ARROW_TYPES = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "string": pa.string()}
 
@@ -155,7 +156,7 @@ def reason(err: BaseException, path: str) -> str:
 
 
 def save_plan(plan: Plan, folder: Path) -> Path:
-    """Write ``plan.parquet`` atomically."""
+    """Write ``_plan.parquet`` atomically."""
     return atomic_write(folder / PLAN_NAME, lambda tmp: pq.write_table(plan.table, tmp), suffix=".parquet")
 
 

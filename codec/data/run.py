@@ -34,7 +34,7 @@ from codec.data.distributed import Ranks, start
 from codec.data.encode import EncodeStats, encode_shard
 from codec.data.inputs import list_inputs
 from codec.data.plan import PLAN_NAME, Plan, load_plan, make_plan, plan_key, save_plan
-from codec.data.shards import ERRORS_NAME, INDEX_NAME, shard_info, shard_name, write_index
+from codec.data.shards import ERRORS_NAME, INDEX_NAME, SHARD_DIR, shard_info, shard_name, write_index
 from codec.exitcodes import UsageError, exit_status, message
 
 
@@ -242,12 +242,22 @@ def _fill(report: TokenizeReport, index: dict[str, Any], already: bool = False) 
 
 
 def _is_ours(path: Path) -> bool:
+    """Whether a top-level entry of an output folder is something a run writes."""
     name = path.name
     if name in (PLAN_NAME, INDEX_NAME, ERRORS_NAME):
         return True
-    if name.startswith("shard-") and name.endswith(".parquet"):
-        return True
-    return name.startswith(".") and (TEMP_MARK in name or name.endswith(LOCK_SUFFIX))
+    if name == SHARD_DIR and path.is_dir():
+        return all(_is_shard_file(p) for p in path.iterdir())
+    return _is_leftover(path)
+
+
+def _is_shard_file(path: Path) -> bool:
+    return (path.name.startswith("shard-") and path.suffix == ".parquet") or _is_leftover(path)
+
+
+def _is_leftover(path: Path) -> bool:
+    """A temporary or lock file of :class:`codec.atomic.Output` (a killed writer leaves them)."""
+    return path.name.startswith(".") and (TEMP_MARK in path.name or path.name.endswith(LOCK_SUFFIX))
 
 
 def _check_empty(out: Path) -> None:
@@ -260,7 +270,7 @@ def _check_empty(out: Path) -> None:
 
 
 def remove_run(out: Path) -> None:
-    """``--force``: remove what a tokenize run wrote in ``out`` (and nothing else)."""
+    """``--force``: remove what a tokenize run wrote in ``out`` (refused if it holds anything else)."""
     if out.is_dir():
         _check_empty(out)
         for path in out.iterdir():
@@ -272,10 +282,11 @@ def remove_run(out: Path) -> None:
 
 def _clear_leftovers(out: Path) -> None:
     """Temporary and lock files that killed writers left (every writer of this run is done)."""
-    for path in out.iterdir():
-        if path.name.startswith(".") and _is_ours(path):
-            with contextlib.suppress(OSError):
-                path.unlink()
+    for folder in (out, out / SHARD_DIR):
+        for path in folder.iterdir() if folder.is_dir() else ():
+            if _is_leftover(path):
+                with contextlib.suppress(OSError):
+                    path.unlink()
 
 
 def _difference(old: dict[str, Any], new: dict[str, Any]) -> str:

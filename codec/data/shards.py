@@ -1,16 +1,16 @@
 """The output of ``codec tokenize``: Parquet shards, an errors report and ``index.json``.
 
-=====================  ======================================================================
-file                   what
-=====================  ======================================================================
-``shard-NNNNN.parquet`` one row per item (columns: :func:`output_schema`); the shard's number,
-                       the plan's digest and the items that failed are in its key-value
-                       metadata, so a shard and its errors are committed together
-``errors.csv``         ``id,path,reason`` of every item that could not be tokenized
-``index.json``         the model, the shards (rows, bytes, sha256 each), totals; written last:
-                       its presence means the run is complete
-``plan.parquet``       the plan (:mod:`codec.data.plan`), kept so a rerun resumes it
-=====================  ======================================================================
+============================  ===============================================================
+file                          what
+============================  ===============================================================
+``shards/shard-NNNNN.parquet`` one row per item (columns: :func:`output_schema`); the shard's
+                              number, the plan's digest and the items that failed are in its
+                              key-value metadata, so a shard and its errors commit together
+``errors.csv``                ``id,path,reason`` of every item that could not be tokenized
+``index.json``                the model, the shards (rows, bytes, sha256 each), totals;
+                              written last: its presence means the run is complete
+``_plan.parquet``             the plan (:mod:`codec.data.plan`), kept so a rerun resumes it
+============================  ===============================================================
 
 Every file is written through :func:`codec.atomic.atomic_write` (temporary file, then rename):
 a killed run leaves whole shards and at most some temporary files, which the next writer of
@@ -44,8 +44,12 @@ FORMAT_VERSION = 1
 SHARD_META = b"codec.shard"
 
 
+SHARD_DIR = "shards"
+
+
 def shard_name(shard: int) -> str:
-    return f"shard-{shard:05d}.parquet"
+    """The shard's path relative to the output folder."""
+    return f"{SHARD_DIR}/shard-{shard:05d}.parquet"
 
 
 def output_schema(columns: dict[str, str]) -> pa.Schema:
@@ -163,7 +167,9 @@ def write_index(folder: Path, plan: Plan, model: dict, infos: list[ShardInfo]) -
         seconds += float(pc.sum(stats["duration"]).as_py() or 0.0)
         frames += int(pc.sum(stats["num_frames"]).as_py() or 0)
         size = path.stat().st_size
-        shards.append({"file": path.name, "rows": info.rows, "bytes": size, "sha256": sha256_file(path)})
+        shards.append(
+            {"file": shard_name(info.shard), "rows": info.rows, "bytes": size, "sha256": sha256_file(path)}
+        )
     errors = plan.errors() + [e for info in infos for e in info.errors]
     write_errors(folder, errors)
     index = {
