@@ -89,6 +89,7 @@ def encode_shard(
     out: Path,
     batch_seconds: float,
     progress: Callable[[EncodeStats], None] | None = None,
+    rank: int = 0,
 ) -> Path:
     """Code every item of ``shard`` and write it atomically; returns the shard's path.
 
@@ -100,6 +101,7 @@ def encode_shard(
         out: the output folder.
         batch_seconds: padded audio per model call, at the model's rate.
         progress: called with the work of each batch.
+        rank: of this process (recorded in the shard's metadata).
     """
     items = plan.shard_items(shard)
     rate = codec.sample_rate
@@ -117,7 +119,8 @@ def encode_shard(
             stats = _encode_batch(codec, loaded, num_codebooks, rows, errors)
             if progress is not None:
                 progress(stats)
-    return write_shard(out, plan, shard, rows, errors, {"name": codec.name, "fingerprint": codec.fingerprint})
+    model = {"name": codec.name, "fingerprint": codec.fingerprint}
+    return write_shard(out, plan, shard, rows, errors, model, rank)
 
 
 def _submit(

@@ -208,7 +208,7 @@ def _encode_mine(opts: TokenizeOptions, codec: Codec, plan: Plan, k: int, ranks:
 
     with bar:
         for s in todo:
-            encode_shard(codec, plan, s, k, opts.output, opts.batch_seconds, advance)
+            encode_shard(codec, plan, s, k, opts.output, opts.batch_seconds, advance, ranks.rank)
     return stats
 
 

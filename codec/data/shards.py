@@ -84,12 +84,19 @@ class Row:
 
 
 def write_shard(
-    folder: Path, plan: Plan, shard: int, rows: list[Row], errors: list[tuple[str, str, str]], model: dict
+    folder: Path,
+    plan: Plan,
+    shard: int,
+    rows: list[Row],
+    errors: list[tuple[str, str, str]],
+    model: dict,
+    rank: int = 0,
 ) -> Path:
     """Write one shard atomically: ``rows`` and, in its metadata, the ``(id, path, reason)`` errors.
 
     Args:
         model: ``name``, ``fingerprint`` (and the rest of the index's model entry).
+        rank: the process that wrote it (recorded, for the record only).
     """
     flat = [np.ascontiguousarray(r.codes.T, dtype=np.int16).reshape(-1) for r in rows]
     offsets = np.zeros(len(rows) + 1, dtype=np.int32)
@@ -108,7 +115,13 @@ def write_shard(
         "fingerprint": [model["fingerprint"]] * len(rows),
         **{c: [r.meta.get(c) for r in rows] for c in plan.columns},
     }
-    meta = {"plan": plan.digest, "shard": shard, "rows": len(rows), "errors": [list(e) for e in errors]}
+    meta = {
+        "plan": plan.digest,
+        "shard": shard,
+        "rank": rank,
+        "rows": len(rows),
+        "errors": [list(e) for e in errors],
+    }
     schema = output_schema(plan.columns).with_metadata({SHARD_META: json.dumps(meta)})
     table = pa.table(data, schema=schema)
     path = folder / shard_name(shard)

@@ -27,7 +27,6 @@ CLIPS = [
 ]
 
 
-
 def make_corpus(root: Path) -> Path:
     """Write :data:`CLIPS` under ``root`` (float WAV) and one unreadable ``c/broken.wav``."""
     for n, (name, seconds, rate, channels) in enumerate(CLIPS):
@@ -71,4 +70,3 @@ def check_output(out: Path, codec: Codec, expected_ids: set[str], num_codebooks:
 
 def all_ids() -> set[str]:
     return {name for name, *_ in CLIPS}
-

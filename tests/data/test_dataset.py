@@ -77,7 +77,9 @@ def test_crop_and_pad(output, stored) -> None:
     for epoch in range(6):
         crops.set_epoch(epoch)
         item, full = crops[long], stored["long"]["codes"]
-        start = next(s for s in range(full.shape[1] - 19) if np.array_equal(full[:, s : s + 20], item["codes"]))
+        start = next(
+            s for s in range(full.shape[1] - 19) if np.array_equal(full[:, s : s + 20], item["codes"])
+        )
         assert np.array_equal(crops[long]["codes"], item["codes"])  # a pure function of (seed, epoch, item)
         starts.add(start)
     assert len(starts) > 1
@@ -101,7 +103,7 @@ def test_iterable_shuffle_is_seeded(output) -> None:
 
 
 def test_not_an_output(tmp_path) -> None:
-    with pytest.raises(ValueError, match="no index.json"):
+    with pytest.raises(ValueError, match=r"no index\.json"):
         TokenDataset(tmp_path)
     (tmp_path / "index.json").write_text("[1]")
     with pytest.raises(ValueError, match="not a `codec tokenize` index"):

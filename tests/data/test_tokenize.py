@@ -22,7 +22,9 @@ from tests.data.kit import CLIPS, all_ids, check_output, read_rows
 
 def options(inputs: list, out: Path, model_dir: Path, **kw) -> TokenizeOptions:
     kw = {"shard_size": 3, "batch_seconds": 2.0, **kw}
-    return TokenizeOptions([str(i) for i in inputs], out, model=str(model_dir), device="cpu", quiet=True, **kw)
+    return TokenizeOptions(
+        [str(i) for i in inputs], out, model=str(model_dir), device="cpu", quiet=True, **kw
+    )
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +127,7 @@ def test_a_shard_of_another_plan_is_redone(tmp_path, corpus, model_dir, model) -
 def test_other_options_are_refused_until_force(tmp_path, corpus, model_dir, model) -> None:
     out = tmp_path / "out"
     tokenize(options([corpus], out, model_dir))
-    with pytest.raises(UsageError, match="num_codebooks 4, not 2.*--force"):
+    with pytest.raises(UsageError, match=r"num_codebooks 4, not 2.*--force"):
         tokenize(options([corpus], out, model_dir, num_codebooks=2))
     with pytest.raises(UsageError, match="other inputs"):
         tokenize(options([corpus / "a"], out, model_dir))
