@@ -32,6 +32,8 @@ from codec.pipeline.audiofile import audio_info
 # The leading underscore keeps it out of what pyarrow, Spark and `datasets` take for data files.
 PLAN_NAME = "_plan.parquet"
 PLAN_VERSION = 1
+# Most padding a batch may carry, relative to its valid samples (see batches()).
+MAX_PADDING = 0.1
 ARROW_TYPES = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "string": pa.string()}
 
 
@@ -174,24 +176,28 @@ def load_plan(folder: Path) -> Plan | None:
     return Plan(key, table, 0 if ok is None or ok < 0 else ok + 1)
 
 
-def batches(lengths: list[int | None], max_samples: int) -> list[list[int]]:
+def batches(lengths: list[int | None], max_samples: int, max_padding: float = MAX_PADDING) -> list[list[int]]:
     """Indices of ``lengths`` (ascending, model-rate samples) grouped into batches.
 
-    A batch holds as many items as fit ``max_samples`` once padded to its longest item (at
-    least one item); an unknown length (``None``) is a batch of its own.
+    A batch takes the next item while, padded to its longest item, it stays within
+    ``max_samples`` and its padding within ``max_padding`` of its valid samples; so items of
+    very different lengths are not batched together even when the budget would allow it
+    (padding costs compute like audio does).  A batch has at least one item; an unknown length
+    (``None``) is a batch of its own.
     """
     out: list[list[int]] = []
     current: list[int] = []
-    longest = 0
+    longest = total = 0
     for i, n in enumerate(lengths):
         if n is None:
             out.append([i])
             continue
-        if current and (len(current) + 1) * max(longest, n) > max_samples:
+        padded = (len(current) + 1) * max(longest, n)
+        if current and (padded > max_samples or padded > (total + n) * (1 + max_padding)):
             out.append(current)
-            current, longest = [], 0
+            current, longest, total = [], 0, 0
         current.append(i)
-        longest = max(longest, n)
+        longest, total = max(longest, n), total + n
     if current:
         out.append(current)
     return out
