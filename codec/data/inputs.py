@@ -5,7 +5,8 @@
 * a file that is not a manifest is one item; its id is the path as given, without suffix;
 * a manifest is a ``.csv`` (header row) or ``.jsonl`` (one object per line) with a ``path``
   column and optionally an ``id`` column; every other column is metadata, carried into the
-  output.  Relative paths are taken from the manifest's folder.
+  output (a column named like an output column, e.g. ``sample_rate``, is carried as
+  ``manifest_sample_rate``).  Relative paths are taken from the manifest's folder.
 
 Ids must be unique over all inputs (they name the rows of the output).  Missing or unreadable
 audio named by a manifest is not an error here: it is found when the file is read, and goes
@@ -101,7 +102,8 @@ def _manifest_items(manifest: Path) -> Iterator[Item]:
             ident = Path(path).with_suffix("").as_posix()
         full = Path(path) if Path(path).is_absolute() else manifest.parent / path
         count += 1
-        yield Item(str(ident), str(full), tuple(sorted(row.items())))
+        meta = {(f"manifest_{k}" if k in RESERVED else k): v for k, v in row.items()}
+        yield Item(str(ident), str(full), tuple(sorted(meta.items())))
     if count == 0:
         raise UsageError(f"{manifest}: the manifest lists no files")
 
@@ -152,7 +154,7 @@ def column_types(items: Iterable[Item]) -> dict[str, str]:
     """The type of each metadata column over all items: the narrowest that holds every value.
 
     Missing values are nulls; a column mixing kinds (or holding lists/objects) is a string
-    column, its non-string values written as JSON.  Raises ``UsageError`` for a reserved name.
+    column, its non-string values written as JSON.
     """
     kinds: dict[str, set[str]] = {}
     for item in items:
@@ -160,9 +162,6 @@ def column_types(items: Iterable[Item]) -> dict[str, str]:
             kinds.setdefault(key, set())
             if value is not None:
                 kinds[key].add(_kind(value))
-    bad = sorted(set(kinds) & RESERVED)
-    if bad:
-        raise UsageError(f"manifest column {bad[0]!r} is reserved for the output (rename it)")
     out = {}
     for key, seen in sorted(kinds.items()):
         if seen <= {"int"}:

@@ -69,7 +69,9 @@ def test_output_files(tmp_path, corpus, model_dir, model) -> None:
 
 def test_manifests_carry_metadata(tmp_path, corpus, model_dir, model) -> None:
     csv_manifest = corpus / "list.csv"
-    csv_manifest.write_text("path,id,speaker\na/mid.wav,utt1,anna\nb/rate8k.wav,,bo\nmissing.wav,gone,x\n")
+    csv_manifest.write_text(
+        "path,id,speaker,duration\na/mid.wav,utt1,anna,0.7\nb/rate8k.wav,,bo,\nmissing.wav,gone,x,1\n"
+    )
     jsonl = tmp_path / "list.jsonl"
     lines = [
         {"path": str(corpus / "long.wav"), "id": "utt3", "score": 1, "tags": ["x"]},
@@ -81,6 +83,7 @@ def test_manifests_carry_metadata(tmp_path, corpus, model_dir, model) -> None:
     check_output(out, model, {"utt1", "b/rate8k", "utt3", "utt4"})
     rows = {r["id"]: r for r in read_rows(out)}
     assert rows["utt1"]["speaker"] == "anna" and rows["utt3"]["speaker"] is None
+    assert rows["utt1"]["manifest_duration"] == "0.7" and rows["utt1"]["duration"] == 0.73  # not replaced
     assert rows["utt3"]["score"] == 1.0 and rows["utt4"]["score"] == 2.5  # int and float: a float column
     assert rows["utt3"]["tags"] == '["x"]' and rows["utt4"]["tags"] is None
     assert report.errors == 1 and "no such file" in (out / "errors.csv").read_text()
