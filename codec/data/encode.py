@@ -20,6 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from codec.api import _MIN_FRAMES, Codec
@@ -153,9 +154,9 @@ def _encode_batch(
     frames = codes.frame_lengths.tolist()
     data = codes.codes.cpu().numpy()
     for i, x in enumerate(good):
-        rows.append(
-            Row(x.item.id, x.item.path, x.sample_rate, x.num_samples, data[i, :, : frames[i]], x.item.meta)
-        )
+        # An int16 copy: a view would keep the whole int64 batch alive until the shard is written.
+        codes_i = data[i, :, : frames[i]].astype(np.int16)
+        rows.append(Row(x.item.id, x.item.path, x.sample_rate, x.num_samples, codes_i, x.item.meta))
     stats.items = len(good)
     stats.audio_seconds = sum(x.num_samples / x.sample_rate for x in good)
     stats.frames = sum(frames)

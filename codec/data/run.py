@@ -50,7 +50,7 @@ class TokenizeOptions:
     devices: int = 1
     num_nodes: int = 1
     batch_seconds: float = 60.0
-    shard_size: int = 10000
+    shard_size: int = 5000
     force: bool = False
     quiet: bool = False
 
@@ -77,7 +77,8 @@ class TokenizeReport:
 
     def summary(self) -> str:
         done = "already complete" if self.already_complete else f"{self.shards} shards"
-        errors = f"{self.errors} errors (see {self.output / ERRORS_NAME})" if self.errors else "0 errors"
+        errors = f"{self.errors} error{'s' * (self.errors != 1)}"
+        errors += f" (see {self.output / ERRORS_NAME})" if self.errors else ""
         text = (
             f"{self.output}: {self.items} items, {self.hours:.3f} h of audio, {self.tokens} tokens, "
             f"{errors}, {done}"

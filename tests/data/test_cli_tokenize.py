@@ -59,7 +59,7 @@ def test_two_processes(corpus, model_dir, model, tmp_path) -> None:
     argv = ["tokenize", corpus, "-o", out, "--model", model_dir, "--device", "cpu", "--devices", 2]
     done = _run([*argv, "--shard-size", 2])
     assert done.returncode == 0, done.stderr
-    assert "8 items" in done.stdout and "1 errors" in done.stdout
+    assert "8 items" in done.stdout and "1 error " in done.stdout
     check_output(out, model, all_ids())
     index = json.loads((out / "index.json").read_text())
     ranks = [
