@@ -103,3 +103,18 @@ def test_kill_9_at_random_moments_then_rerun(many, model_dir, model, tmp_path) -
     errors = (out / "errors.csv").read_text().splitlines()
     assert len(errors) == 2 and errors[1].startswith("zz_broken,")
     assert not list(out.rglob(".*")), "leftovers of the killed runs"
+
+
+def test_without_the_data_extra_the_command_says_so(monkeypatch, capsys, tmp_path) -> None:
+    import importlib.util
+    import sys
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "pyarrow" else real(name, *a)
+    )
+    monkeypatch.delitem(sys.modules, "codec.data.cli", raising=False)
+    code = main(["tokenize", str(tmp_path), "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "'codec tokenize' is not available" in err and "pip install 'codec[data]'" in err
+    assert len(err.strip().splitlines()) == 1
