@@ -1,9 +1,11 @@
 """The plan of a tokenize run: which item goes to which shard, fixed once and kept in ``_plan.parquet``.
 
 Every item's header is read once (:func:`codec.pipeline.audiofile.audio_info`: rate, length,
-truncation); items are sorted by duration and cut into shards of ``shard_size`` items, so a
-shard holds items of similar length and its batches need little padding.  Items whose header
-cannot be read are planned as errors (shard -1) with the reason.
+truncation); items are sorted by duration and dealt round-robin into shards of at most
+``shard_size`` items (and at least as many shards as the first run has processes), so every
+shard has the same mix of durations (equal work, and the same length statistics for a reader)
+while its own items, kept shortest first, are batched with little padding.  Items whose
+header cannot be read are planned as errors (shard -1) with the reason.
 
 The plan is a function of the inputs and the options that change the output (model weights,
 number of codebooks, shard size) only, not of the number of processes: shard ``s`` goes to rank
@@ -13,6 +15,7 @@ already written.  Its :attr:`Plan.digest` is stamped on every shard and on the i
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Iterable
@@ -57,10 +60,13 @@ class Plan:
     table: pa.Table
     num_shards: int
 
-    @property
+    @functools.cached_property
     def digest(self) -> str:
-        """sha256 of the key: the identity of this run's output."""
-        return hashlib.sha256(json.dumps(self.key, sort_keys=True).encode()).hexdigest()
+        """sha256 of the key and of each item's shard: the identity of this run's output."""
+        h = hashlib.sha256(json.dumps(self.key, sort_keys=True).encode())
+        for ident, shard in zip(self.table["id"].to_pylist(), self.table["shard"].to_pylist(), strict=True):
+            h.update(f"{len(ident)}:{ident}:{shard}\n".encode())
+        return h.hexdigest()
 
     @property
     def columns(self) -> dict[str, str]:
@@ -102,14 +108,27 @@ def plan_key(listing: Listing, model: str, fingerprint: str, num_codebooks: int,
     }
 
 
-def make_plan(listing: Listing, key: dict, progress: Callable[[Iterable], Iterable] = iter) -> Plan:
-    """Read every header, sort by duration, cut into shards (see the module docstring)."""
+def make_plan(
+    listing: Listing, key: dict, progress: Callable[[Iterable], Iterable] = iter, min_shards: int = 1
+) -> Plan:
+    """Read every header, sort by duration, deal into shards (see the module docstring).
+
+    Args:
+        listing: the items.
+        key: from :func:`plan_key` (its ``shard_size``).
+        progress: wraps the items while their headers are read (a progress bar).
+        min_shards: at least this many shards (the processes of the first run), as far as
+            there are items, so that every process has work.
+    """
     rows = []
     for item in progress(listing.items):
         rows.append(_header_row(item))
     ok = sorted((r for r in rows if r["error"] is None), key=_duration_key)
+    num_shards = min(len(ok), max(-(-len(ok) // key["shard_size"]), min_shards))
     for n, row in enumerate(ok):
-        row["shard"] = n // key["shard_size"]
+        # Dealt round-robin: every shard spans all durations (equal work per shard, and the
+        # same mix of lengths for a reader of any shard), each still sorted shortest first.
+        row["shard"] = n % num_shards
     bad = [r for r in rows if r["error"] is not None]
     columns = key["columns"]
     fields = [
@@ -127,7 +146,7 @@ def make_plan(listing: Listing, key: dict, progress: Callable[[Iterable], Iterab
         data[c] = [cast_value(v, t) for v in data[c]]
     schema = pa.schema(fields, metadata={"codec.plan": json.dumps(key)})
     table = pa.table(data, schema=schema)
-    return Plan(key, table, -(-len(ok) // key["shard_size"]))
+    return Plan(key, table, num_shards)
 
 
 def _header_row(item: Item) -> dict[str, Any]:

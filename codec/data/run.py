@@ -107,7 +107,7 @@ def tokenize(opts: TokenizeOptions, ranks: Ranks | None = None) -> TokenizeRepor
     status: Any = None
     if ranks.rank == 0:
         try:
-            status = prepare(opts, codec, k)
+            status = prepare(opts, codec, k, ranks.world_size)
         except Exception as err:
             ranks.broadcast(("error", exit_status(err), message(err)))
             raise
@@ -166,7 +166,7 @@ def load_codec(model: str | None, device: Any) -> Codec:
     return codec
 
 
-def prepare(opts: TokenizeOptions, codec: Codec, k: int) -> tuple[str, Any]:
+def prepare(opts: TokenizeOptions, codec: Codec, k: int, world_size: int = 1) -> tuple[str, Any]:
     """Rank 0: ``("done", index)`` for a complete run, else ``("run", None)`` with the plan saved."""
     if opts.num_codebooks is not None and not 1 <= k <= codec.total_codebooks:
         raise UsageError(f"--num-codebooks must be in 1..{codec.total_codebooks} for {codec.name}, got {k}")
@@ -187,9 +187,18 @@ def prepare(opts: TokenizeOptions, codec: Codec, k: int) -> tuple[str, Any]:
             f"{out}: holds another run ({_difference(plan.key, key)}); use --force to start over"
         )
     index = _read_json(out / INDEX_NAME)
-    if index is not None and index.get("plan") == plan.digest:
+    if index is not None and index.get("plan") == plan.digest and _shards_present(out, index):
         return "done", index
     return "run", None
+
+
+def _shards_present(out: Path, index: dict[str, Any]) -> bool:
+    """Whether every shard the index lists is still there with its size (else it is redone)."""
+    for shard in index.get("shards", []):
+        path = out / shard["file"]
+        if not path.is_file() or path.stat().st_size != shard["bytes"]:
+            return False
+    return True
 
 
 def _encode_mine(opts: TokenizeOptions, codec: Codec, plan: Plan, k: int, ranks: Ranks) -> EncodeStats:

@@ -186,3 +186,12 @@ def _mono(path: Path) -> tuple:
 
     audio = load_audio(path)
     return audio.wav[None], audio.sample_rate
+
+
+def test_a_complete_run_missing_a_shard_redoes_it(tmp_path, corpus, model_dir, model) -> None:
+    out = tmp_path / "out"
+    tokenize(options([corpus], out, model_dir))
+    (out / "shards" / "shard-00002.parquet").unlink()
+    report = tokenize(options([corpus], out, model_dir))
+    assert not report.already_complete and report.run.items == 2
+    check_output(out, model, all_ids())
