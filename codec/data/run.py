@@ -178,9 +178,8 @@ def prepare(opts: TokenizeOptions, codec: Codec, k: int, world_size: int = 1) ->
     plan = load_plan(out)
     if plan is None:
         _check_empty(out)
-        plan = make_plan(
-            listing, key, lambda items: _bar(opts, iterable=items, desc="reading headers", unit="file")
-        )
+        bar = lambda items: _bar(opts, iterable=items, desc="reading headers", unit="file")  # noqa: E731
+        plan = make_plan(listing, key, bar, min_shards=world_size)
         save_plan(plan, out)
     elif plan.key != key:
         raise UsageError(
