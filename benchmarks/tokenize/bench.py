@@ -38,7 +38,11 @@ import soundfile as sf
 
 from codec.bench import harness
 
-SECTION = "Corpus tokenization (codec tokenize)"
+SECTIONS = {
+    "throughput": "Corpus tokenization: throughput and padding",
+    "memory": "Corpus tokenization: memory and number of files",
+    "resume": "Corpus tokenization: resume after kill -9",
+}
 DATA = Path("/work/shared/data")
 DEFAULT_INPUTS = [DATA / "dev", DATA / "train" / "librispeech-train-clean-100"]
 
@@ -202,29 +206,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> str:
+    """Run the parts asked for; each prints (and with ``--write-results`` writes) its own section."""
     args = parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="codec-tokenize-", dir=args.workdir))
-    conditions = harness.Conditions(harness.wait_for_quiet(args.wait_quiet))
-    lines = [*harness.machine_lines(["pyarrow", "lightning"])]
-    command = harness.command_line("benchmarks/tokenize/bench.py")
-    lines.append(f"- Commit: {harness.git_revision()}; command: `{command}`")
     parts = {"throughput": throughput, "memory": memory, "resume": resume}
-    titles = {"throughput": "Throughput and padding", "memory": "Memory and number of files",
-              "resume": "Resume after kill -9"}  # fmt: skip
-    body: list[str] = []
+    texts = []
     try:
         for name in args.parts:
-            body += ["", f"### {titles[name]}", "", *parts[name](args, work)]
+            conditions = harness.Conditions(harness.wait_for_quiet(args.wait_quiet))
+            body = parts[name](args, work)
+            lines = [*harness.machine_lines(["pyarrow", "lightning"])]
+            command = harness.command_line("benchmarks/tokenize/bench.py")
+            lines += [f"- Commit: {harness.git_revision()}; command: `{command}`", conditions.line()]
+            if args.note:
+                lines.append(f"- Note: {args.note}")
+            text = "\n".join([*lines, "", *body])
+            print(f"## {SECTIONS[name]}\n\n{text}\n", flush=True)
+            if args.write_results:
+                harness.write_section(SECTIONS[name], text, Path(args.write_results))
+            texts.append(text)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    lines.append(conditions.line())
-    if args.note:
-        lines.append(f"- Note: {args.note}")
-    text = "\n".join([*lines, *body])
-    print(f"## {SECTION}\n\n{text}")
-    if args.write_results:
-        harness.write_section(SECTION, text, Path(args.write_results))
-    return text
+    return "\n\n".join(texts)
 
 
 if __name__ == "__main__":
