@@ -76,7 +76,9 @@ class FabricRanks:
         return self.fabric.broadcast(obj, src=0)
 
     def sum(self, values: list[float]) -> list[float]:
-        total = self.fabric.all_reduce(torch.tensor(values, dtype=torch.float64), reduce_op="sum")
+        # On the process's device: NCCL reduces CUDA tensors only.
+        values_t = torch.tensor(values, dtype=torch.float64, device=self.device)
+        total = self.fabric.all_reduce(values_t, reduce_op="sum")
         return [float(v) for v in total.cpu()]
 
     def barrier(self) -> None:
