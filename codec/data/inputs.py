@@ -8,7 +8,9 @@
   output (a column named like an output column, e.g. ``sample_rate``, is carried as
   ``manifest_sample_rate``).  Relative paths are taken from the manifest's folder.
 
-Ids must be unique over all inputs (they name the rows of the output).  Missing or unreadable
+Ids must be unique over all inputs (they name the rows of the output).  Paths are kept
+absolute (symbolic links not resolved), so a rerun from another folder is the same run and
+the output's ``path`` column can be read from anywhere.  Missing or unreadable
 audio named by a manifest is not an error here: it is found when the file is read, and goes
 to the run's errors report.  Problems with the inputs themselves (a missing folder, a
 manifest without a ``path`` column, a duplicate id) are :class:`~codec.exitcodes.UsageError`.
@@ -74,7 +76,7 @@ def list_inputs(inputs: Iterable[str]) -> Listing:
         elif path.suffix.lower() in MANIFEST_SUFFIXES and path.is_file():
             items += list(_manifest_items(path))
         elif path.is_file():
-            items.append(Item(str(path.with_suffix("")), str(path)))
+            items.append(Item(str(path.with_suffix("")), str(path.absolute())))
         else:
             raise UsageError(f"{path}: no such file or folder")
     if not items:
@@ -87,7 +89,7 @@ def _folder_items(folder: Path) -> list[Item]:
     found = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and not p.is_dir())
     if not found:
         raise UsageError(f"{folder}: no audio files in this folder")
-    return [Item(p.relative_to(folder).with_suffix("").as_posix(), str(p)) for p in found]
+    return [Item(p.relative_to(folder).with_suffix("").as_posix(), str(p.absolute())) for p in found]
 
 
 def _manifest_items(manifest: Path) -> Iterator[Item]:
@@ -100,7 +102,7 @@ def _manifest_items(manifest: Path) -> Iterator[Item]:
         ident = row.pop("id", None)
         if ident is None or str(ident).strip() == "":
             ident = Path(path).with_suffix("").as_posix()
-        full = Path(path) if Path(path).is_absolute() else manifest.parent / path
+        full = (Path(path) if Path(path).is_absolute() else manifest.parent / path).absolute()
         count += 1
         meta = {(f"manifest_{k}" if k in RESERVED else k): v for k, v in row.items()}
         yield Item(str(ident), str(full), tuple(sorted(meta.items())))

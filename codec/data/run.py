@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm import tqdm
 
 from codec.api import Codec
@@ -100,7 +101,14 @@ def tokenize(opts: TokenizeOptions, ranks: Ranks | None = None) -> TokenizeRepor
     Raises ``UsageError`` for bad inputs or options, before any shard is written.
     """
     check_options(opts)
-    ranks = ranks or start(opts.device, opts.devices, opts.num_nodes)
+    threads = torch.get_num_threads()  # start() sets one per CPU process; restored for callers
+    try:
+        return _tokenize(opts, ranks or start(opts.device, opts.devices, opts.num_nodes))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _tokenize(opts: TokenizeOptions, ranks: Ranks) -> TokenizeReport:
     began = time.perf_counter()
     codec = load_codec(opts.model, ranks.device)
     k = opts.num_codebooks or codec.total_codebooks

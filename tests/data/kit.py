@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import soundfile as sf
+import torch
 
 from codec import Codec
 from codec.pipeline.audiofile import load_audio
@@ -39,10 +40,19 @@ def make_corpus(root: Path) -> Path:
 
 
 def alone(codec: Codec, path: str | Path, num_codebooks: int | None = None) -> np.ndarray:
-    """``[K, F]``: the file read by the pipeline, mixed to mono, encoded on its own."""
+    """``[K, F]``: the file read by the pipeline, mixed to mono, encoded on its own.
+
+    Single-threaded, as ``codec tokenize`` codes on a CPU (several threads may split a batch's
+    work differently from one item's, and a near-tie in the quantizer then flips a code).
+    """
     audio = load_audio(path)
     mono = audio.wav.mean(0, keepdim=True)
-    codes = codec.encode(mono[None], audio.sample_rate, num_codebooks=num_codebooks)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        codes = codec.encode(mono[None], audio.sample_rate, num_codebooks=num_codebooks)
+    finally:
+        torch.set_num_threads(threads)
     return codes.codes[0].numpy()
 
 
