@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -67,23 +68,33 @@ def throughput(args: argparse.Namespace, work: Path) -> list[str]:
     root, files = corpus_folder(args.inputs, args.limit, work)
     hours = audio_hours(files)
     cli = [*kit.cli_command()]
+    encode = [*cli, "encode", root, "--model", args.model]
     runs = [
-        ("`codec encode DIR` (today)", [*cli, "encode", root, "-o", work / "cdc", "--model", args.model]),
+        ("`codec encode DIR` (today, default threads: 2)", [*encode, "-o", work / "cdc"], {}),
+        (
+            "`codec encode DIR` (today, OMP_NUM_THREADS=1)",
+            [*encode, "-o", work / "cdc1"],
+            {"OMP_NUM_THREADS": "1"},
+        ),
     ]
     for n in args.processes:
         tok = [*cli, "tokenize", root, "-o", work / f"tok{n}", "--model", args.model, "--device", "cpu"]
-        runs.append((f"`codec tokenize --devices {n}`", [*tok, "--devices", n, "-q"]))
+        runs.append((f"`codec tokenize --devices {n}`", [*tok, "--devices", n], {}))
     rows, base = [], None
-    for label, argv in runs:
-        done = kit.run([str(a) for a in argv])
+    for label, argv, env in runs:
+        done = kit.run([str(a) for a in argv], env)
         if done.returncode != 0:
-            rows.append([label, f"failed (exit {done.returncode}): {done.stderr.strip()[-200:]}", "", "", ""])
+            rows.append(
+                [label, f"failed (exit {done.returncode}): {done.stderr.strip()[-200:]}", "", "", "", ""]
+            )
             continue
         rate = hours * 60 / done.seconds
         base = rate if base is None else base
+        coding = re.search(r"= ([0-9.]+) h of audio per minute", done.stdout)
         rows.append([label, f"{done.seconds:.1f}", f"{rate:.2f}", f"{hours * 3600 / done.seconds:.0f}x",
-                     f"{rate / base:.2f}x"])  # fmt: skip
-    header = ["command", "wall s", "hours of audio / min", "real time", "vs encode DIR"]
+                     f"{rate / base:.2f}x", coding.group(1) if coding else "-"])  # fmt: skip
+    header = ["command", "wall s", "hours of audio / min", "real time", "vs encode DIR (2 threads)",
+              "h/min after start-up (summary)"]  # fmt: skip
     plan = work / f"tok{args.processes[0]}" / "_plan.parquet"
     pad = harness.markdown_table(
         ["batching", "--batch-seconds", "padding overhead"], kit.padding_rows(plan, args)
@@ -91,7 +102,9 @@ def throughput(args: argparse.Namespace, work: Path) -> list[str]:
     return [
         f"Files: {len(files)} LibriSpeech FLAC files (16 kHz mono) from "
         f"{', '.join(str(i) for i in args.inputs)}, {hours:.3f} h of audio; model `{args.model}`; "
-        "each command a fresh child process, timed wall clock including start-up.",
+        "each command a fresh child process, timed wall clock including start-up (the last column: "
+        "the throughput `codec tokenize` prints, from after its processes have started and met to "
+        "the index written; it includes loading the model and planning).",
         "",
         harness.markdown_table(header, rows),
         "",

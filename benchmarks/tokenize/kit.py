@@ -35,14 +35,14 @@ def cli_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "codec.cli"]
 
 
-def run(argv: list[str]) -> ChildRun:
+def run(argv: list[str], env: dict[str, str] | None = None) -> ChildRun:
     """Run a command to completion; its own peak RSS comes from ``os.wait4`` (Linux: KiB).
 
     Output goes to temporary files, not pipes, so nothing reaps the child before ``wait4``.
     """
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, text=True)
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, text=True, env={**os.environ, **(env or {})})
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
