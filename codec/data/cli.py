@@ -40,7 +40,7 @@ def add_tokenize_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
         default=60.0,
         help="padded audio per model call (default: 60)",
     )
-    p.add_argument("--shard-size", type=_positive_int, default=5000, help="items per shard (default: 5000)")
+    p.add_argument("--shard-size", type=_positive_int, default=1000, help="items per shard (default: 1000)")
     p.add_argument("--force", action="store_true", help="remove an earlier run in OUT and start over")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")

@@ -51,7 +51,7 @@ class TokenizeOptions:
     devices: int = 1
     num_nodes: int = 1
     batch_seconds: float = 60.0
-    shard_size: int = 5000
+    shard_size: int = 1000
     force: bool = False
     quiet: bool = False
 

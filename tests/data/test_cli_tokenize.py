@@ -57,7 +57,7 @@ def test_bad_inputs_are_one_line_and_exit_2(capsys, corpus, model_dir, tmp_path)
 def test_two_processes(corpus, model_dir, model, tmp_path) -> None:
     out = tmp_path / "out"
     argv = ["tokenize", corpus, "-o", out, "--model", model_dir, "--device", "cpu", "--devices", 2]
-    done = _run(argv)  # 8 items, --shard-size 5000: still one shard per process
+    done = _run(argv)  # 8 items, default --shard-size: still one shard per process
     assert done.returncode == 0, done.stderr
     assert "8 items" in done.stdout and "1 error " in done.stdout
     check_output(out, model, all_ids())
