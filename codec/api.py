@@ -8,6 +8,10 @@ Promises, each held by a test:
 * variable bitrate: the first ``k`` codebooks are a valid lower-bitrate encoding;
 * streaming parity: a causal model streamed in any chunking gives the offline result.
 
+``encode`` takes a padded batch with ``lengths`` or a list of clips of different lengths;
+``decode`` takes :class:`Codes` or a plain integer tensor ``[B, K, F]`` (what a language model
+generates; see :mod:`codec.tokens` for LM layouts and the step-by-step detokenizer).
+
 Outputs are ordinary tensors (computed under ``no_grad``, not ``inference_mode``), so codes can
 index an embedding that trains and decoded audio can enter a loss.  They are returned on the
 input's device (or ``device=``).  The codes record the weights fingerprint of the model that
@@ -17,17 +21,18 @@ made them, and decoding refuses codes of other weights (:class:`codec.checkpoint
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
 from codec import pretrained
-from codec.audio import AudioError, as_batch, resample, resampled_length
+from codec.audio import AudioError, as_batch, pad_clips, resample, resampled_length
 from codec.checkpoint import ModelIdentity, load_checkpoint, weights_fingerprint
 from codec.config import CodecConfig
 from codec.model import CodecModel, build_model
 from codec.streaming import Stream, check_codes
-from codec.tokens import Codes
+from codec.tokens.codes import Codes
 
 # Offline inputs are padded to at least this many frames so every matrix product has enough
 # rows to take the same kernel path as a long input: a row's result then does not depend on
@@ -154,24 +159,30 @@ class Codec:
     @torch.no_grad()
     def encode(
         self,
-        wav: torch.Tensor,
+        wav: torch.Tensor | Sequence[torch.Tensor],
         sample_rate: int,
         lengths: torch.Tensor | list[int] | None = None,
         num_codebooks: int | None = None,
         device: str | torch.device | None = None,
     ) -> Codes:
-        """Encode a padded batch.
+        """Encode a padded batch, or a list of clips of different lengths.
 
         Args:
-            wav: ``[B, C, T]`` float samples in [-1, 1] (or ``[T]`` for one mono clip); each
-                channel is coded separately.
+            wav: ``[B, C, T]`` float samples in [-1, 1] (or ``[T]`` for one mono clip), or a list
+                of ``B`` clips, each ``[T_i]`` or ``[C, T_i]`` with the same ``C`` (padded into
+                one batch with ``lengths = T_i``; each item's codes equal encoding it alone).
+                Each channel is coded separately.
             sample_rate: rate of ``wav``; resampled to the model's rate if different.
-            lengths: ``[B]`` valid samples per item (default: all ``T``); samples past an item's
-                length are ignored.
+            lengths: ``[B]`` valid samples per item (default: all ``T``; not with a list);
+                samples past an item's length are ignored.
             num_codebooks: codebooks to produce (default: all); lower means lower bitrate.
             device: where the codes go (default: ``wav``'s device).
         Returns: :class:`Codes` with ``codes [B * C, K, F]`` (``lengths`` stay on the CPU).
         """
+        if isinstance(wav, (list, tuple)):
+            if lengths is not None:
+                raise AudioError("lengths come from the clips when wav is a list; do not pass lengths")
+            wav, lengths = pad_clips(wav)
         wav = as_batch(wav)
         out_device = torch.device(device) if device is not None else wav.device
         k = self._check_num_codebooks(num_codebooks)
@@ -202,17 +213,25 @@ class Codec:
 
     @torch.no_grad()
     def decode(
-        self, codes: Codes, sample_rate: int | None = None, device: str | torch.device | None = None
+        self,
+        codes: Codes | torch.Tensor,
+        sample_rate: int | None = None,
+        device: str | torch.device | None = None,
     ) -> torch.Tensor:
         """Decode to ``[B, C, T]`` with ``T = max(lengths)``, zeros past each item's length.
 
         Args:
-            codes: as returned by :meth:`encode` (any number of codebooks from 1 up).
+            codes: as returned by :meth:`encode` (any number of codebooks from 1 up), or a
+                plain integer tensor ``[B, K, F]`` (what an LM generates): ``B`` mono items of
+                ``F`` full frames each (``T = F * hop_length``).  A plain tensor carries no
+                weights fingerprint, so nothing checks that this model made it.
             sample_rate: output rate (default: the model's); ``codes.original_sample_rate``
                 restores the input's rate.
             device: where the audio goes (default: the device of ``codes.codes``).
         Returns: float32 ``[B, C, T]``.
         """
+        if isinstance(codes, torch.Tensor):
+            codes = self._wrap_tensor(codes)
         self._check_codes_match(codes)
         if sample_rate is not None:
             _check_rate(sample_rate)
@@ -246,7 +265,8 @@ class Codec:
         for key, value in (("batch_size", batch_size), ("channels", channels)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{key} must be a positive integer, got {value!r}")
-        return Stream(self.model, batch_size, channels, self._check_num_codebooks(num_codebooks))
+        k = self._check_num_codebooks(num_codebooks)
+        return Stream(self.model, batch_size, channels, k, check=self._check_codes_match)
 
     # -- checks ---------------------------------------------------------------------------------
 
@@ -298,10 +318,26 @@ class Codec:
         mask = torch.arange(n_frames)[None, :] < frames.repeat_interleave(channels)[:, None]
         return mask[..., None].to(self.device, next(self.model.parameters()).dtype)
 
+    def _wrap_tensor(self, codes: torch.Tensor) -> Codes:
+        """A plain ``[B, K, F]`` tensor as :class:`Codes` of ``B`` mono items of ``F`` full frames."""
+        check_codes(codes, None, self.total_codebooks, self.codebook_size)
+        if codes.shape[0] == 0 or codes.shape[2] == 0:
+            raise ValueError(f"codes are empty (shape {tuple(codes.shape)})")
+        b, _, f = codes.shape
+        return Codes(
+            codes=codes.to(torch.long),
+            lengths=torch.full((b,), f * self.hop_length, dtype=torch.long),
+            sample_rate=self.sample_rate,
+            hop_length=self.hop_length,
+            codebook_size=self.codebook_size,
+            model=self.name,
+        )
+
     def _check_codes_match(self, codes: Codes) -> None:
         if not isinstance(codes, Codes):
             raise TypeError(
-                f"decode expects a Codes object (from encode or read_codes), got {type(codes).__name__}"
+                "decode expects a Codes object (from encode or read_codes) or an integer tensor [B, K, F], "
+                f"got {type(codes).__name__}"
             )
         problem = self.identity.mismatch(codes.model, codes.fingerprint, codes.config_hash)
         if problem:

@@ -8,7 +8,7 @@ whose message names the argument and the problem.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -123,3 +123,31 @@ def as_batch(wav: torch.Tensor, name: str = "wav") -> torch.Tensor:
     if not torch.isfinite(wav).all():
         raise AudioError(f"{name} contains NaN or Inf samples")
     return wav
+
+
+def pad_clips(clips: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Clips ``[T_i]`` or ``[C, T_i]`` -> a zero-padded batch ``[B, C, max T_i]`` and ``lengths [B]``."""
+    if not clips:
+        raise AudioError("wav is an empty list of clips")
+    rows = []
+    for i, clip in enumerate(clips):
+        if not isinstance(clip, torch.Tensor):
+            raise AudioError(f"wav[{i}] must be a torch.Tensor, got {type(clip).__name__}")
+        if clip.dim() not in (1, 2):
+            raise AudioError(f"wav[{i}] must have shape [T] or [C, T], got {tuple(clip.shape)}")
+        if not clip.is_floating_point():
+            raise AudioError(f"wav[{i}] must be a float tensor with samples in [-1, 1], got {clip.dtype}")
+        rows.append(clip if clip.dim() == 2 else clip[None])
+    channels = {r.shape[0] for r in rows}
+    if len(channels) > 1:
+        raise AudioError(f"the clips have different channel counts {sorted(channels)}; give them one count")
+    lengths = torch.tensor([r.shape[-1] for r in rows], dtype=torch.long)
+    if int(lengths.min()) == 0:
+        raise AudioError(f"wav[{int(lengths.argmin())}] is empty")
+    dtype = rows[0].dtype
+    for r in rows[1:]:
+        dtype = torch.promote_types(dtype, r.dtype)
+    batch = rows[0].new_zeros(len(rows), rows[0].shape[0], int(lengths.max()), dtype=dtype)
+    for i, r in enumerate(rows):
+        batch[i, :, : r.shape[-1]] = r.to(batch.device)
+    return batch, lengths

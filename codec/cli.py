@@ -8,6 +8,11 @@ input or usage, 1 an internal or I/O error, 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP,
 reader of stdout goes away.  Outputs are written atomically, so a failed or interrupted run
 leaves no partial file; existing outputs are never replaced without ``--force``.
 
+Parsing needs no heavy module: ``codec --help`` and usage errors never load PyTorch (the
+package's exports load on first use, command handlers when their command runs, and
+``--device`` is checked by form here, against the machine in :mod:`codec.commands`).
+Several inputs go into one output folder (see :mod:`codec.pipeline.folder` for where).
+
 ``-`` as input or output means a pipe: ``codec encode - -o -`` reads raw PCM on stdin and
 writes a token stream on stdout, ``codec decode - -o -`` the reverse (see the README section
 "Streaming from the shell" and :mod:`codec.fileformat` for the stream format).
@@ -16,7 +21,9 @@ writes a token stream on stdout, ``codec decode - -o -`` the reverse (see the RE
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
@@ -48,20 +55,29 @@ def build_parser() -> argparse.ArgumentParser:
                                            ("export", "add_export_parser", "run_export")])  # fmt: skip
     _add_optional(sub, "codec.demo", [("demo", "add_demo_parser", "run_demo")])
     _add_optional(sub, "codec.bench.cli", [("bench", "add_bench_parser", "run_bench")])
+    _add_optional(sub, "codec.data.cli", [("tokenize", "add_tokenize_parser", "run_tokenize")])
     return parser
 
 
 def _add_coding_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     coding = argparse.ArgumentParser(add_help=False, parents=[common])
-    coding.add_argument("input", metavar="IN", help="a file, a folder (coded recursively) or - for stdin")
+    coding.add_argument(
+        "inputs", metavar="IN", nargs="+",
+        help="files, folders (coded recursively) or - for stdin; several inputs need an output folder",
+    )  # fmt: skip
     coding.add_argument("-o", "--output", metavar="OUT", required=True, help="file, folder or - for stdout")
+    coding.add_argument(
+        "--device", type=_device, default="cpu",
+        help="cpu, cuda, cuda:N, or auto (cuda when a GPU is available, else cpu); default: cpu",
+    )  # fmt: skip
     coding.add_argument(
         "--model", help="bundled model name or model directory (default: the bundled default)"
     )
     coding.add_argument("--force", action="store_true", help="replace existing outputs")
     coding.add_argument(
-        "--skip-existing", action="store_true", help="folder mode: keep existing complete outputs"
-    )
+        "--skip-existing", action="store_true",
+        help="keep existing outputs that are complete and match their input; redo the others",
+    )  # fmt: skip
     coding.add_argument("--pcm-format", choices=["s16le", "f32le"], default="s16le", help="raw PCM on pipes")
     enc = sub.add_parser("encode", parents=[coding], help="audio -> token file (.cdc) or token stream")
     enc.add_argument(
@@ -90,6 +106,13 @@ def _command(name: str) -> Callable[[argparse.Namespace], int]:
         return getattr(importlib.import_module("codec.commands"), name)(args)
 
     return run
+
+
+def _device(text: str) -> str:
+    # Checked by form only: asking PyTorch about GPUs here would load it for every --help.
+    if not re.fullmatch(r"cpu|auto|cuda(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"expected cpu, cuda, cuda:N or auto, got {text!r}")
+    return text
 
 
 def _positive_float(text: str) -> float:
@@ -144,7 +167,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse has printed usage and the problem
         return int(exc.code or 0)
+    _preload()
     return exitcodes.run(lambda: args.run(args), debug=getattr(args, "debug", False))
+
+
+def _preload() -> None:
+    """Import PyTorch and the pipeline once a command is sure to run, before the signal
+    handlers go in: SIGTERM in the middle of an import would otherwise unwind through it and
+    leave half-initialised modules behind (here its default action ends the process, and
+    nothing has been written yet).  An import error is left for the command to report."""
+    with contextlib.suppress(Exception):
+        importlib.import_module("codec.commands")
 
 
 if __name__ == "__main__":

@@ -8,30 +8,42 @@ pipeline.  Commands only raise; :mod:`codec.exitcodes` turns that into one line 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import torch
 from tqdm import tqdm
 
 from codec import pretrained
 from codec.api import Codec
+from codec.atomic import clear_stale
+from codec.audio import AudioError, resampled_length
 from codec.exitcodes import UsageError, report
 from codec.fileformat import EXTENSION, MODEL_NAME, STREAM_EXTENSION, StreamHeader
 from codec.pipeline import folder
 from codec.pipeline.audiofile import (
     AudioFileSink,
     AudioFileSource,
+    audio_file_complete,
     audio_info,
     check_write_limits,
     output_format,
 )
 from codec.pipeline.pcm import PcmSink, PcmSource
 from codec.pipeline.run import decode, encode
-from codec.pipeline.tokenio import TokenFileSink, TokenSource, TokenStreamSink, check_header, token_file_ok
+from codec.pipeline.tokenio import (
+    TokenFileSink,
+    TokenSource,
+    TokenStreamSink,
+    check_header,
+    token_file_summary,
+)
 from codec.pretrained import NoBundledModelError
 
 # Inputs coded in folder mode (what libsndfile reads; raw headerless files are left out).
@@ -40,10 +52,28 @@ AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".ai
 TOKEN_SUFFIXES = {EXTENSION, STREAM_EXTENSION}
 
 
-def load_codec(model: str | None) -> Codec:
+def resolve_device(text: str) -> str:
+    """``--device``: ``auto`` is ``cuda`` when PyTorch sees a GPU, else ``cpu``; a CUDA device
+    that is not there is a usage error (before any model is loaded)."""
+    if text == "cpu":
+        return text
+    available = torch.cuda.is_available()
+    if text == "auto":
+        return "cuda" if available else "cpu"
+    if not available:
+        raise UsageError(f"--device {text}: no CUDA GPU is available here (use --device cpu or auto)")
+    count, index = torch.cuda.device_count(), int(text.partition(":")[2] or 0)
+    if index >= count:
+        raise UsageError(
+            f"--device {text}: this machine has {count} CUDA device(s), cuda:0..cuda:{count - 1}"
+        )
+    return text
+
+
+def load_codec(model: str | None, device: str = "cpu") -> Codec:
     """The model named by ``--model`` (a bundled name or a directory; default: the bundled default)."""
     try:
-        return Codec.from_pretrained(model)
+        return Codec.from_pretrained(model, device=device)
     except NoBundledModelError as err:
         raise UsageError(str(err) if model is None else f"--model {model}: {err}") from None
     except FileNotFoundError:
@@ -59,7 +89,7 @@ def model_for(args: argparse.Namespace, header: StreamHeader, name: object, cach
     key = args.model or f"bundled:{header.model}"
     if key not in cache:
         if args.model:
-            cache[key] = load_codec(args.model)
+            cache[key] = load_codec(args.model, args.device)
         else:
             have = ", ".join(pretrained.available()) or "no bundled model exists yet"
             if not MODEL_NAME.fullmatch(header.model) or header.model not in pretrained.available():
@@ -67,7 +97,7 @@ def model_for(args: argparse.Namespace, header: StreamHeader, name: object, cach
                     f"{name}: made by model {header.model!r}, which this installation does not bundle "
                     f"({have}); pass --model DIR"
                 )
-            cache[key] = Codec.from_pretrained(pretrained.model_dir(header.model))
+            cache[key] = Codec.from_pretrained(pretrained.model_dir(header.model), device=args.device)
     check_header(cache[key], header, name)
     return cache[key]
 
@@ -120,30 +150,38 @@ def _check_stdout(output: str) -> None:
 # -- encode ----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Work:
+    """How a command codes one input: ``run(input, target, replace)`` (``target`` ``None``:
+    stdout), and ``complete(job)``: whether an existing output is whole and made from its input."""
+
+    run: Callable[[str | Path, Path | None, bool], None]
+    complete: Callable[[folder.FolderJob], bool]
+
+
 def run_encode(args: argparse.Namespace) -> int:
     _check_stdout(args.output)
-    if args.input != "-" and (args.sample_rate or args.channels):
+    source = _sources(args)
+    if source != "-" and (args.sample_rate or args.channels):
         raise UsageError(
             "--sample-rate and --channels describe raw PCM on stdin (IN = -); files carry their own"
         )
-    if args.input != "-" and Path(args.input).is_dir():
-        return _run_folder(args, AUDIO_SUFFIXES, EXTENSION, _encode_job(args))
-    if args.input != "-":
-        audio_info(args.input)  # fail on a missing or non-audio input before loading the model
+    if source is None or Path(source).is_dir():
+        return _run_folder(args, AUDIO_SUFFIXES, EXTENSION, lambda: _encoder(args))
+    if source != "-":
+        audio_info(source)  # fail on a missing or non-audio input before loading the model
     else:
         std("stdin")
-    target = None if args.output == "-" else target_for(args.input, args.output, EXTENSION)
-    if target is not None:
-        if target.suffix.lower() in AUDIO_SUFFIXES:
-            raise UsageError(f"{target}: encode writes tokens, not audio (name the output *{EXTENSION})")
-        check_target(target, args.force, args.input)
-    _encode_job(args)(args.input, target, args.force)
-    return 0
+    target = None if args.output == "-" else target_for(source, args.output, EXTENSION)
+    if target is not None and target.suffix.lower() in AUDIO_SUFFIXES:
+        raise UsageError(f"{target}: encode writes tokens, not audio (name the output *{EXTENSION})")
+    return _run_one(args, source, target, lambda: _encoder(args))
 
 
-def _encode_job(args: argparse.Namespace) -> Callable[[str | Path, Path | None, bool], None]:
-    """``job(input, target, replace)``: a file or stdin (``-``) to a token file or stdout (``None``)."""
-    codec = load_codec(args.model)
+def _encoder(args: argparse.Namespace) -> Work:
+    """Encoding with the model and options of ``args``: a file or stdin (``-``) to a token file
+    or stdout (``None``)."""
+    codec = load_codec(args.model, args.device)
     k = args.num_codebooks
     if k is not None and not 1 <= k <= codec.total_codebooks:
         raise UsageError(
@@ -151,7 +189,7 @@ def _encode_job(args: argparse.Namespace) -> Callable[[str | Path, Path | None, 
             f"1..{codec.total_codebooks} codebooks"
         )
 
-    def job(source: str | Path, target: Path | None, replace: bool) -> None:
+    def run(source: str | Path, target: Path | None, replace: bool) -> None:
         if str(source) == "-":
             src: AudioFileSource | PcmSource = PcmSource(
                 std("stdin"), args.sample_rate or codec.sample_rate, args.channels or 1,
@@ -169,7 +207,23 @@ def _encode_job(args: argparse.Namespace) -> Callable[[str | Path, Path | None, 
         with progress_bar(args, total=duration and round(duration, 1), unit="s", leave=False) as bar:
             encode(codec, src, sink, k, args.block_seconds, lambda n: bar.update(n / src.sample_rate))
 
-    return job
+    def complete(job: folder.FolderJob) -> bool:
+        found = token_file_summary(job.target)
+        try:
+            info = audio_info(job.source)
+        except AudioError:
+            return False  # the job will report the input's problem
+        if found is None:
+            return False
+        header, end = found
+        return (
+            not codec.identity.mismatch(header.model, header.fingerprint, header.config_hash)
+            and header.num_codebooks == (k or codec.total_codebooks)
+            and (header.channels, header.original_sample_rate) == (info.channels, info.sample_rate)
+            and info.num_samples in (None, end.original_num_samples)
+        )
+
+    return Work(run, complete)
 
 
 # -- decode ----------------------------------------------------------------------------------
@@ -177,25 +231,25 @@ def _encode_job(args: argparse.Namespace) -> Callable[[str | Path, Path | None, 
 
 def run_decode(args: argparse.Namespace) -> int:
     _check_stdout(args.output)
-    if args.input != "-" and Path(args.input).is_dir():
-        return _run_folder(args, TOKEN_SUFFIXES, "." + args.format, _decode_job(args))
-    if args.input == "-":
+    source = _sources(args)
+    if source is None or Path(source).is_dir():
+        return _run_folder(args, TOKEN_SUFFIXES, "." + args.format, lambda: _decoder(args))
+    if source == "-":
         std("stdin")
-    target = None if args.output == "-" else target_for(args.input, args.output, "." + args.format)
+    target = None if args.output == "-" else target_for(source, args.output, "." + args.format)
     if target is not None:
         output_format(target)  # refuses an unsupported extension before any work
         if args.sample_rate:
             check_write_limits(target, args.sample_rate)
-        check_target(target, args.force, args.input)
-    _decode_job(args)(args.input, target, args.force)
-    return 0
+    return _run_one(args, source, target, lambda: _decoder(args))
 
 
-def _decode_job(args: argparse.Namespace) -> Callable[[str | Path, Path | None, bool], None]:
-    """``job(input, target, replace)``: a token file/stream (``-``: stdin) to audio (``None``: stdout)."""
+def _decoder(args: argparse.Namespace) -> Work:
+    """Decoding with the options of ``args``: a token file/stream (``-``: stdin) to audio
+    (``None``: stdout); the model is the one the tokens name unless ``--model`` is given."""
     cache: dict[str, Codec] = {}
 
-    def job(source: str | Path, target: Path | None, replace: bool) -> None:
+    def run(source: str | Path, target: Path | None, replace: bool) -> None:
         stdin = std("stdin") if str(source) == "-" else None
         with TokenSource(source, stdin) as src:
             codec = model_for(args, src.header, src.name, cache)
@@ -208,29 +262,78 @@ def _decode_job(args: argparse.Namespace) -> Callable[[str | Path, Path | None, 
             with progress_bar(args, total=src.frames, unit="frame", leave=False) as bar:
                 decode(codec, src, sink, out_sr, bar.update)
 
-    return job
+    def complete(job: folder.FolderJob) -> bool:
+        found = token_file_summary(job.source)
+        if found is None:
+            return False  # the job will report the input's problem
+        header, end = found
+        rate = args.sample_rate or header.original_sample_rate
+        length = (
+            end.original_num_samples
+            if rate == header.original_sample_rate
+            else int(resampled_length(end.num_samples, header.sample_rate, rate))
+        )
+        return audio_file_complete(job.target, rate, header.channels, length)
+
+    return Work(run, complete)
 
 
-# -- folders and info -------------------------------------------------------------------------
+# -- one input, several inputs, folders ---------------------------------------------------------
 
 
-def _run_folder(args: argparse.Namespace, suffixes: set[str], out_suffix: str, job: Callable) -> int:
+def _sources(args: argparse.Namespace) -> str | None:
+    """The one input (``-`` or a path), or ``None`` when several go to a folder; sets the device."""
+    args.device = resolve_device(args.device)
+    if len(args.inputs) == 1:
+        return args.inputs[0]
+    if "-" in args.inputs:
+        raise UsageError("- (stdin) cannot be combined with other inputs")
+    return None
+
+
+def _run_one(args: argparse.Namespace, source: str, target: Path | None, make: Callable[[], Work]) -> int:
+    """One input to one output (``None``: stdout); ``--skip-existing`` keeps a verified output."""
+    if target is not None:
+        with contextlib.suppress(OSError):  # an unwritable folder is reported by check_target
+            clear_stale(target)  # what a killed writer of this output left, even if nothing is written
+        if args.skip_existing and not args.force and target.exists() and source != "-":
+            check_target(target, True, source)
+            work = make()
+            if work.complete(folder.FolderJob(Path(source), target)):
+                return 0
+            work.run(source, target, True)
+            return 0
+        check_target(target, args.force, source)
+    make().run(source, target, args.force)
+    return 0
+
+
+def _run_folder(
+    args: argparse.Namespace, suffixes: set[str], out_suffix: str, make: Callable[[], Work]
+) -> int:
+    """A folder (its tree mirrored into the output folder) or several inputs (see
+    :func:`codec.pipeline.folder.input_jobs` for where their outputs go)."""
+    what = "a folder" if len(args.inputs) == 1 else "several inputs"
     if args.output == "-":
-        raise UsageError(f"{args.input}: a folder cannot be written to stdout (give an output folder)")
+        raise UsageError(f"{what} cannot be written to stdout (give an output folder)")
     if args.output == "":
         raise UsageError("empty output name: give a folder after -o")
     dst = Path(args.output)
-    jobs = folder.folder_jobs(Path(args.input), dst, suffixes, out_suffix)
+    if len(args.inputs) == 1:
+        jobs = folder.folder_jobs(Path(args.inputs[0]), dst, suffixes, out_suffix)
+    else:
+        jobs = folder.input_jobs([Path(p) for p in args.inputs], dst, suffixes, out_suffix)
     near = next((p for p in [dst, *dst.parents] if p.exists()), Path("."))
     if not os.access(near, os.W_OK):
         raise UsageError(f"{near}: output folder is not writable")
-    complete = token_file_ok if out_suffix in TOKEN_SUFFIXES else _audio_ok
+    work = make()
 
     def say(err: BaseException) -> None:
         with tqdm.external_write_mode(file=sys.stderr):
             report(err)
 
-    with progress_bar(args, total=len(jobs), unit="file", desc=str(args.input)) as bar:
+    desc = str(args.inputs[0]) if len(args.inputs) == 1 else f"{len(args.inputs)} inputs"
+    with progress_bar(args, total=len(jobs), unit="file", desc=desc) as bar:
 
         def tick(items: list[folder.FolderJob]) -> Any:
             for item in items:
@@ -238,8 +341,8 @@ def _run_folder(args: argparse.Namespace, suffixes: set[str], out_suffix: str, j
                 bar.update(1)
 
         result = folder.run_folder(
-            jobs, lambda j, replace: job(j.source, j.target, replace), args.force, args.skip_existing,
-            complete, say, tick,
+            jobs, lambda j, replace: work.run(j.source, j.target, replace), args.force, args.skip_existing,
+            work.complete, say, tick,
         )  # fmt: skip
     if result.failed:
         print(
@@ -247,15 +350,6 @@ def _run_folder(args: argparse.Namespace, suffixes: set[str], out_suffix: str, j
             file=sys.stderr,
         )
     return result.status
-
-
-def _audio_ok(path: Path) -> bool:
-    try:
-        for _ in AudioFileSource(path).blocks():
-            pass
-    except (ValueError, OSError):
-        return False
-    return True
 
 
 def run_info(args: argparse.Namespace) -> int:

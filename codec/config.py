@@ -28,13 +28,18 @@ class EncoderConfig:
     """Waveform -> latent ``[B, latent_dim, F]``.
 
     A causal STFT front end (window ``2 * hop_length``) feeds a stack of ConvNeXt blocks that
-    run at the frame rate.
+    run at the frame rate.  With ``downsample > 1`` the front end runs at a finer rate
+    (hop ``hop_length / downsample``), ``fine_layers`` blocks run there, and a causal strided
+    layer pools each group of ``downsample`` fine frames into one frame for the
+    ``num_layers`` blocks at the frame rate (see :class:`codec.modules.resample.FramePool`).
     """
 
     dim: int = 256
     intermediate_dim: int = 768
     num_layers: int = 8
     kernel_size: int = 7
+    downsample: int = 1
+    fine_layers: int = 0
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,10 @@ class DecoderConfig:
     ``head``: ``"polar"`` (log-magnitude and phase per bin, inverse FFT) or ``"waveform"``
     (window samples from one linear layer).  ``head_upsample``: synthesis windows per frame;
     above 1 the head overlap-adds on a grid that many times finer than the frame rate (see
-    :class:`codec.modules.spectral.ISTFTHead`).  The lookahead is one frame either way.
+    :class:`codec.modules.spectral.ISTFTHead`).  With ``upsample > 1`` the ``num_layers``
+    blocks at the frame rate are followed by a causal layer that expands each frame into
+    ``upsample`` finer frames, ``fine_layers`` blocks at that rate, and a head at hop
+    ``hop_length / upsample``.  The lookahead is one head hop: ``hop_length / upsample``.
     """
 
     dim: int = 256
@@ -76,6 +84,8 @@ class DecoderConfig:
     kernel_size: int = 7
     head: Literal["polar", "waveform"] = "polar"
     head_upsample: int = 1
+    upsample: int = 1
+    fine_layers: int = 0
 
 
 @dataclass(frozen=True)
@@ -93,12 +103,18 @@ class CodecConfig:
 
     def __post_init__(self) -> None:
         _check_positive(self, ("sample_rate", "hop_length", "latent_dim"))
-        _check_positive(self.encoder, ("dim", "intermediate_dim", "num_layers", "kernel_size"))
-        d = self.decoder
-        _check_positive(d, ("dim", "intermediate_dim", "num_layers", "kernel_size", "head_upsample"))
-        if self.hop_length % d.head_upsample:
+        e, d = self.encoder, self.decoder
+        _check_positive(e, ("dim", "intermediate_dim", "num_layers", "kernel_size", "downsample"))
+        _check_positive(
+            d, ("dim", "intermediate_dim", "num_layers", "kernel_size", "head_upsample", "upsample")
+        )
+        _check_rate_change(self.hop_length, "encoder", "downsample", e.downsample, e.fine_layers)
+        _check_rate_change(self.hop_length, "decoder", "upsample", d.upsample, d.fine_layers)
+        head_hop = self.hop_length // d.upsample
+        if head_hop % d.head_upsample:
             raise ConfigError(
-                f"decoder.head_upsample ({d.head_upsample}) must divide hop_length ({self.hop_length})"
+                f"decoder.head_upsample ({d.head_upsample}) must divide the head's hop "
+                f"(hop_length / decoder.upsample = {head_hop})"
             )
         q = self.quantizer
         _check_positive(q, ("total_codebooks", "codebook_size", "codebook_dim"))
@@ -137,6 +153,16 @@ class CodecConfig:
 
 
 T = TypeVar("T")
+
+
+def _check_rate_change(hop_length: int, section: str, key: str, factor: int, fine_layers: int) -> None:
+    """A trunk's rate change must divide the hop, and fine blocks need a finer rate to run at."""
+    if hop_length % factor:
+        raise ConfigError(f"{section}.{key} ({factor}) must divide hop_length ({hop_length})")
+    if fine_layers < 0:
+        raise ConfigError(f"{section}.fine_layers must be >= 0, got {fine_layers}")
+    if fine_layers and factor == 1:
+        raise ConfigError(f"{section}.fine_layers ({fine_layers}) needs {section}.{key} > 1")
 
 
 def _check_positive(obj: object, names: tuple[str, ...]) -> None:

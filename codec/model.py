@@ -4,6 +4,11 @@ Shapes are per mono row: ``wav [N, T]`` with ``T = F * hop_length``, latents cha
 ``[N, F, latent_dim]``, codes ``[N, K, F]``.  Every stage takes an optional streaming state;
 ``None`` means "start from silence", which is what offline processing does, so the offline
 and streaming paths are the same code.
+
+A trunk may change rate inside (``encoder.downsample``, ``decoder.upsample``): the STFT front
+end and the first ``fine_layers`` encoder blocks then run ``downsample`` times faster than the
+frame rate, and the last ``fine_layers`` decoder blocks and the iSTFT head ``upsample`` times
+faster.  The decoder's lookahead is one head hop, ``hop_length / upsample`` samples.
 """
 
 from __future__ import annotations
@@ -17,20 +22,27 @@ from codec.config import CodecConfig
 from codec.modules.conv import StreamState
 from codec.modules.convnext import ConvNeXtTrunk, TrunkState
 from codec.modules.linear import Linear
+from codec.modules.resample import FramePool, FrameUnpool, repeat_mask
 from codec.modules.spectral import ISTFTHead, SampleTailState, STFTFrontend
 from codec.quantize import QuantizerOutput, ResidualVQ
 
 
 @dataclass
 class EncoderState(StreamState):
+    """``fine``: the blocks before downsampling (None without them)."""
+
     frontend: SampleTailState
     trunk: TrunkState
+    fine: TrunkState | None = None
 
 
 @dataclass
 class DecoderState(StreamState):
+    """``fine``: the blocks after upsampling (None without them)."""
+
     trunk: TrunkState
     head: SampleTailState
+    fine: TrunkState | None = None
 
 
 @dataclass
@@ -50,7 +62,11 @@ class Encoder(nn.Module):
     def __init__(self, cfg: CodecConfig) -> None:
         super().__init__()
         e = cfg.encoder
-        self.frontend = STFTFrontend(cfg.hop_length, e.dim)
+        self.stride = e.downsample
+        self.frontend = STFTFrontend(cfg.hop_length // e.downsample, e.dim)
+        # Built only when configured: models without them keep their saved parameter names.
+        self.fine = _trunk(e.dim, e.intermediate_dim, e.fine_layers, e.kernel_size, cfg.causal)
+        self.pool = FramePool(e.dim, e.dim, e.downsample) if e.downsample > 1 else None
         self.trunk = ConvNeXtTrunk(e.dim, e.intermediate_dim, e.num_layers, e.kernel_size, cfg.causal)
         self.proj = Linear(e.dim, cfg.latent_dim)
 
@@ -58,13 +74,21 @@ class Encoder(nn.Module):
         return EncoderState(
             self.frontend.init_state(batch_size, device, dtype),
             self.trunk.init_state(batch_size, device, dtype),
+            None if self.fine is None else self.fine.init_state(batch_size, device, dtype),
         )
 
     def forward(
         self, wav: torch.Tensor, state: EncoderState | None = None, frame_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Args: wav ``[N, F * hop]``. Returns latent ``[N, F, latent_dim]``."""
+        """Args: wav ``[N, F * hop]``; frame_mask ``[N, F, 1]`` (non-causal models).
+
+        Returns latent ``[N, F, latent_dim]``.
+        """
         x = self.frontend(wav, None if state is None else state.frontend)
+        if self.fine is not None:
+            x = self.fine(x, None if state is None else state.fine, repeat_mask(frame_mask, self.stride))
+        if self.pool is not None:
+            x = self.pool(x)
         x = self.trunk(x, None if state is None else state.trunk, frame_mask)
         return self.proj(x)
 
@@ -73,13 +97,18 @@ class Decoder(nn.Module):
     def __init__(self, cfg: CodecConfig) -> None:
         super().__init__()
         d = cfg.decoder
+        self.stride = d.upsample
         self.proj = Linear(cfg.latent_dim, d.dim)
         self.trunk = ConvNeXtTrunk(d.dim, d.intermediate_dim, d.num_layers, d.kernel_size, cfg.causal)
-        self.head = ISTFTHead(d.dim, cfg.hop_length, d.head, d.head_upsample)
+        self.unpool = FrameUnpool(d.dim, d.dim, d.upsample) if d.upsample > 1 else None
+        self.fine = _trunk(d.dim, d.intermediate_dim, d.fine_layers, d.kernel_size, cfg.causal)
+        self.head = ISTFTHead(d.dim, cfg.hop_length // d.upsample, d.head, d.head_upsample)
 
     def init_state(self, batch_size: int, device: torch.device, dtype: torch.dtype) -> DecoderState:
         return DecoderState(
-            self.trunk.init_state(batch_size, device, dtype), self.head.init_state(batch_size, device, dtype)
+            self.trunk.init_state(batch_size, device, dtype),
+            self.head.init_state(batch_size, device, dtype),
+            None if self.fine is None else self.fine.init_state(batch_size, device, dtype),
         )
 
     def forward(
@@ -87,12 +116,17 @@ class Decoder(nn.Module):
     ) -> torch.Tensor:
         """Args: latent ``[N, F, latent_dim]``; state updated in place.
 
-        Returns ``[N, F * hop]``, delayed by ``hop`` samples (see :mod:`codec.modules.spectral`).
+        Returns ``[N, F * hop]``, delayed by the head's hop (see :mod:`codec.modules.spectral`).
         """
         causal = self.trunk.blocks[0].dwconv.causal
         # A causal trunk never lets padding frames reach earlier frames: no mask needed there.
         x = self.trunk(self.proj(latent), state.trunk, None if causal else frame_mask)
-        return self.head(x, state.head, frame_mask)
+        fine_mask = repeat_mask(frame_mask, self.stride)
+        if self.unpool is not None:
+            x = self.unpool(x)
+        if self.fine is not None:
+            x = self.fine(x, state.fine, None if causal else fine_mask)
+        return self.head(x, state.head, fine_mask)
 
 
 class CodecModel(nn.Module):
@@ -111,8 +145,9 @@ class CodecModel(nn.Module):
 
     @property
     def decoder_delay(self) -> int:
-        """Samples by which streamed decoder output lags the codes (the iSTFT lookahead)."""
-        return self.cfg.hop_length
+        """Samples by which streamed decoder output lags the codes (the iSTFT lookahead: one
+        head hop, ``hop_length / decoder.upsample``)."""
+        return self.decoder.head.hop
 
     def encode(
         self,
@@ -153,6 +188,12 @@ class CodecModel(nn.Module):
         state = self.decoder.init_state(latent.shape[0], latent.device, latent.dtype)
         out = self.decoder(latent, state)
         return torch.cat([out, state.head.tail.to(out.dtype)], dim=-1)[:, self.decoder_delay :]
+
+
+def _trunk(
+    dim: int, intermediate_dim: int, layers: int, kernel_size: int, causal: bool
+) -> ConvNeXtTrunk | None:
+    return ConvNeXtTrunk(dim, intermediate_dim, layers, kernel_size, causal) if layers else None
 
 
 def build_model(cfg: CodecConfig) -> CodecModel:

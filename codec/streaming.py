@@ -3,9 +3,10 @@
 A :class:`Stream` owns the per-layer state of one batch of independent streams (several
 streams on one model never share state).  ``encode`` accepts chunks of any length, buffers
 them to whole frames and returns the codes of the frames completed; ``decode`` turns any
-number of frames into ``frames * hop_length`` samples.  Decoded audio lags the codes by
-:attr:`Stream.lookahead` samples (the iSTFT overlap): the first ``lookahead`` samples a stream
-produces are the pre-roll before time zero, and :meth:`Stream.flush` returns the last ones.
+number of frames (a tensor or :class:`~codec.tokens.Codes`) into ``frames * hop_length``
+samples.  Decoded audio lags the codes by :attr:`Stream.lookahead` samples (the iSTFT
+overlap): the first ``lookahead`` samples a stream produces are the pre-roll before time
+zero, and :meth:`Stream.flush` returns the last ones.
 
 Offline encoding and decoding run the same layers from a fresh (zero) state, so a stream in
 any chunking reproduces the offline result.
@@ -18,12 +19,14 @@ streams: :meth:`Stream.step` is that step (no host synchronisation) and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from codec.model import CodecModel
 from codec.modules.conv import reset_state
+from codec.tokens.codes import Codes
 
 
 class StreamingError(RuntimeError):
@@ -64,10 +67,17 @@ class Stream:
     batch_size: independent streams B.
     channels: channels per stream C (each coded separately).
     num_codebooks: codebooks produced by :meth:`encode` (default: all).
+    check: what checks a :class:`Codes` given to :meth:`decode` against the model (its
+        identity included; ``Codec.stream`` passes its own); default: rate, hop and codebook size.
     """
 
     def __init__(
-        self, model: CodecModel, batch_size: int = 1, channels: int = 1, num_codebooks: int | None = None
+        self,
+        model: CodecModel,
+        batch_size: int = 1,
+        channels: int = 1,
+        num_codebooks: int | None = None,
+        check: Callable[[Codes], None] | None = None,
     ):
         if not model.cfg.causal:
             raise StreamingError(
@@ -82,6 +92,7 @@ class Stream:
         self.model = model
         self.batch_size, self.channels = batch_size, channels
         self.num_codebooks = num_codebooks or total
+        self._check = check
         param = next(model.parameters())
         self._device, self._dtype = param.device, param.dtype
         self._rows = batch_size * channels
@@ -107,6 +118,12 @@ class Stream:
     def lookahead(self) -> int:
         """Samples by which decoded audio lags its codes (the decoder's algorithmic lookahead)."""
         return self.model.decoder_delay
+
+    @property
+    def tail(self) -> torch.Tensor:
+        """``[B, C, lookahead]`` the audio the decoder holds back: what :meth:`flush` would end
+        with now (a view; the next decode changes it)."""
+        return self._dec.head.tail.reshape(self.batch_size, self.channels, -1)
 
     @property
     def pending_samples(self) -> int:
@@ -140,8 +157,16 @@ class Stream:
         return self.model.encode(x[:, :usable], self.num_codebooks, state=self._enc)
 
     @torch.no_grad()
-    def decode(self, codes: torch.Tensor) -> torch.Tensor:
-        """Args: codes ``[B * C, K, f]``. Returns ``[B, C, f * hop]``, lagging by :attr:`lookahead`."""
+    def decode(self, codes: Codes | torch.Tensor) -> torch.Tensor:
+        """Decode the next ``f`` frames.
+
+        Args: codes: an integer tensor ``[B * C, K, f]`` or a :class:`Codes` of ``B`` items of
+            ``C`` channels (checked against the model like ``Codec.decode``; its lengths are not
+            used: a stream decodes every frame it is given).
+        Returns: ``[B, C, f * hop]``, lagging by :attr:`lookahead`.
+        """
+        if isinstance(codes, Codes):
+            codes = self._codes_tensor(codes)
         check_codes(
             codes, self._rows, self.model.quantizer.total_codebooks, self.model.cfg.quantizer.codebook_size
         )
@@ -150,6 +175,23 @@ class Stream:
             return torch.zeros(self.batch_size, self.channels, 0, device=self._device, dtype=self._dtype)
         out = self.model.decode(codes.to(self._device), self._dec)
         return out.reshape(self.batch_size, self.channels, -1)
+
+    def _codes_tensor(self, codes: Codes) -> torch.Tensor:
+        if self._check is not None:
+            self._check(codes)
+        else:
+            want = (self.model.cfg.sample_rate, self.hop_length, self.model.cfg.quantizer.codebook_size)
+            if (codes.sample_rate, codes.hop_length, codes.codebook_size) != want:
+                raise ValueError(
+                    f"codes are for {codes.sample_rate} Hz / hop {codes.hop_length} / {codes.codebook_size} "
+                    f"entries, this model is {want[0]} Hz / hop {want[1]} / {want[2]} entries"
+                )
+        if (codes.batch_size, codes.channels) != (self.batch_size, self.channels):
+            raise ValueError(
+                f"codes hold {codes.batch_size} items of {codes.channels} channels, this stream "
+                f"{self.batch_size} of {self.channels}"
+            )
+        return codes.codes
 
     @torch.no_grad()
     def flush(self) -> StreamFlush:

@@ -142,6 +142,17 @@ def test_missing_bundled_model_is_a_clear_error(tmp_path, monkeypatch) -> None:
         Codec.from_pretrained("nope")
 
 
+@pytest.mark.parametrize("name", ["..", "../speech_16k", "/etc", "speech_16k/../speech_16k"])
+def test_bundled_names_never_leave_the_bundle_folder(tmp_path, monkeypatch, name) -> None:
+    # A folder with weights outside the bundle must not be reachable through a bundled name.
+    (tmp_path / "speech_16k").mkdir()
+    (tmp_path / "speech_16k" / "model.safetensors").write_bytes(b"")
+    monkeypatch.setattr(pretrained, "_HERE", tmp_path / "bundle")
+    (tmp_path / "bundle").mkdir()
+    with pytest.raises(NoBundledModelError, match="no bundled model named"):
+        pretrained.model_dir(name)
+
+
 @pytest.mark.skipif("speech_16k" not in available(), reason="no bundled weights in this checkout")
 def test_bundled_model_is_the_trained_one() -> None:
     # Guards against shipping random or mismatched weights: the model must reconstruct its

@@ -18,7 +18,8 @@ def test_public_exports() -> None:
 def test_inference_core_imports_no_training_dependency() -> None:
     code = (
         "import sys, codec, codec.api, codec.streaming, codec.checkpoint, codec.kernels.rvq; "
-        "bad = [m for m in ('lightning', 'pytorch_lightning', 'auraloss', 'pesq', 'pystoi', 'codec.train') "
+        "bad = [m for m in ('lightning', 'pytorch_lightning', 'auraloss', 'pesq', 'pystoi', 'codec.train', "
+        "'pyarrow', 'codec.data') "
         "if m in sys.modules]; print(','.join(bad))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

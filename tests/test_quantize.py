@@ -227,3 +227,14 @@ def test_kmeans_leaves_empty_clusters_where_they_were() -> None:
     # Every centroid is a mean of points assigned to it or an untouched (duplicate) seed.
     assert {tuple(c.tolist()) for c in centroids} <= {(0.0, 0.0), (10.0, 10.0), (10.0, 12.0), (10.0, 34 / 3)}
     assert kmeans(torch.randn(300, 3) + 5, 2).shape == (2, 3)
+
+
+def test_kmeans_seeds_are_distinct_even_with_fewer_samples_than_clusters() -> None:
+    """A large codebook initialised from a small batch: no two centroids may start equal (an
+    equal pair ties forever and one of them is never used)."""
+    from codec.quantize.codebook import kmeans
+
+    for samples, clusters in ((torch.randn(300, 8), 1024), (torch.randn(2000, 8), 1024)):
+        centroids = kmeans(samples, clusters, iters=3)
+        assert torch.unique(centroids, dim=0).shape[0] == clusters
+    assert torch.isfinite(kmeans(torch.ones(1, 4), 3)).all()

@@ -40,16 +40,33 @@ def _timed(clock: dict[str, float], name: str, fn: Callable[[], torch.Tensor]) -
     return out
 
 
+def _encoder_trunk(encoder: torch.nn.Module, x: torch.Tensor, state: object) -> torch.Tensor:
+    """The encoder's blocks: fine-rate blocks and pooling first where the config has them."""
+    if encoder.fine is not None:
+        x = encoder.fine(x, state.fine)
+    if encoder.pool is not None:
+        x = encoder.pool(x)
+    return encoder.trunk(x, state.trunk)
+
+
+def _decoder_trunk(decoder: torch.nn.Module, x: torch.Tensor, state: object) -> torch.Tensor:
+    """The decoder's blocks: unpooling and fine-rate blocks last where the config has them."""
+    x = decoder.trunk(x, state.trunk)
+    if decoder.unpool is not None:
+        x = decoder.unpool(x)
+    return x if decoder.fine is None else decoder.fine(x, state.fine)
+
+
 def _one_frame(codec: Codec, stream: Stream, enc_state: object, dec_state: object, wav: torch.Tensor):
     """Run the stages on one frame ``[1, hop]``; returns seconds per stage."""
     m, t = codec.model, {}
     feats = _timed(t, ENCODE_STAGES[0], lambda: m.encoder.frontend(wav, enc_state.frontend))
-    hidden = _timed(t, ENCODE_STAGES[1], lambda: m.encoder.trunk(feats, enc_state.trunk))
+    hidden = _timed(t, ENCODE_STAGES[1], lambda: _encoder_trunk(m.encoder, feats, enc_state))
     latent = _timed(t, ENCODE_STAGES[2], lambda: m.encoder.proj(hidden))
     codes = _timed(t, ENCODE_STAGES[3], lambda: m.quantizer.encode(latent.reshape(1, -1)))
     q = _timed(t, DECODE_STAGES[0], lambda: m.quantizer.decode(codes))
     x = _timed(t, DECODE_STAGES[1], lambda: m.decoder.proj(q.reshape(1, 1, -1)))
-    x = _timed(t, DECODE_STAGES[2], lambda: m.decoder.trunk(x, dec_state.trunk))
+    x = _timed(t, DECODE_STAGES[2], lambda: _decoder_trunk(m.decoder, x, dec_state))
     _timed(t, DECODE_STAGES[3], lambda: m.decoder.head(x, dec_state.head))
     # The same frame through the public handle, for its own overhead.
     start = time.perf_counter()

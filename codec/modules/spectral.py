@@ -1,7 +1,9 @@
 """Causal STFT front end (encoder) and iSTFT head (decoder), both with streaming state.
 
-Frames are ``hop`` samples; windows are ``n_fft = 2 * hop`` samples with a periodic Hann
-window, which sums to exactly one at 50% overlap.  Frame ``t`` covers input samples
+Frames are ``hop`` samples (the layer's own: a trunk with a rate change runs the front end
+and head at a finer hop than the model's, see :mod:`codec.model`); windows are
+``n_fft = 2 * hop`` samples with a periodic Hann window, which sums to exactly one at 50%
+overlap.  Frame ``t`` covers input samples
 ``[(t - 1) * hop, (t + 1) * hop)``::
 
     samples   | block t-1 | block t  | block t+1 |

@@ -169,6 +169,20 @@ def load_audio(path: str | Path) -> Audio:
     return Audio(torch.cat(list(source.blocks()), dim=-1), source.sample_rate)
 
 
+def audio_file_complete(path: str | Path, sample_rate: int, channels: int, num_samples: int) -> bool:
+    """Whether ``path`` is a whole, readable audio file of exactly this rate, channel count and
+    length (every block read, so damage or truncation in any container shows)."""
+    try:
+        source = AudioFileSource(path)
+        if (source.sample_rate, source.channels) != (sample_rate, channels):
+            return False
+        for _ in source.blocks():
+            pass
+    except (AudioError, OSError):
+        return False
+    return source.samples_read == num_samples
+
+
 class AudioFileSink:
     """Writes audio ``[C, n]`` progressively to a temporary file; renamed on :meth:`commit`.
 

@@ -140,7 +140,7 @@ class AudioEncoder:
     def _cat(self, parts: list[torch.Tensor]) -> torch.Tensor:
         if not parts:
             return torch.zeros(self.channels, self.num_codebooks, 0, dtype=torch.long)
-        return torch.cat(parts, dim=-1)
+        return torch.cat(parts, dim=-1).cpu()  # sinks and buffers live on the CPU, the model may not
 
 
 class CodesDecoder:
@@ -182,7 +182,7 @@ class CodesDecoder:
         if self.stream is None:
             self._codes.append(codes)
             return self._held[:, :0]
-        return self._take(self.stream.decode(codes)[0].float(), self._hold)
+        return self._take(self.stream.decode(codes)[0].float().cpu(), self._hold)
 
     def finish(self, num_samples: int, out_num_samples: int | None = None) -> torch.Tensor:
         """End of codes. Returns the rest of the audio ``[C, n]``.
@@ -202,7 +202,7 @@ class CodesDecoder:
         if self.stream is None:
             return self._finish_offline(num_samples, out_num_samples)
         before = self._out
-        parts = [self._take(self.stream.flush().wav[0].float(), 0, limit=num_samples)]
+        parts = [self._take(self.stream.flush().wav[0].float().cpu(), 0, limit=num_samples)]
         if self.resampler:
             parts.append(self.resampler.finish())
         out = torch.cat(parts, dim=-1)

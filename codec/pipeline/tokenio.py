@@ -278,12 +278,22 @@ def stream_header(codec: Codec, channels: int, num_codebooks: int, original_samp
     )  # fmt: skip
 
 
-def token_file_ok(path: Path) -> bool:
-    """Whether ``path`` is a complete, valid token file or stream (``--skip-existing`` trusts it)."""
+def token_file_summary(path: Path) -> tuple[StreamHeader, StreamEnd] | None:
+    """The header and true lengths of ``path`` if it is a complete, valid token file or stream.
+
+    Every chunk is read and checked (a token file's CRC32, a stream's packets and its end
+    packet, the lengths against each other); ``None`` for anything damaged, cut short or not
+    a token file.  This is what ``--skip-existing`` trusts.
+    """
     try:
         with TokenSource(path) as src:
             for _ in src.chunks():
                 pass
-            return src.end() is not None
+            return src.header, check_end(src.header, src.end(), src.name)
     except (TokenFileError, OSError):
-        return False
+        return None
+
+
+def token_file_ok(path: Path) -> bool:
+    """Whether ``path`` is a complete, valid token file or stream (see :func:`token_file_summary`)."""
+    return token_file_summary(path) is not None

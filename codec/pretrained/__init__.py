@@ -20,6 +20,10 @@ def available() -> list[str]:
 def model_dir(name: str | None = None) -> Path:
     """The folder of bundled model ``name`` (default: :data:`DEFAULT_MODEL`)."""
     name = name or DEFAULT_MODEL
+    # A bundled name is one folder name: never let "/abs/path" or "../x" escape this folder.
+    if name in (".", "..") or Path(name).name != name or "\\" in name:
+        listing = ", ".join(available()) or "none"
+        raise NoBundledModelError(f"no bundled model named {name!r} (bundled: {listing})")
     folder = _HERE / name
     if not (folder / "model.safetensors").is_file():
         have = available()

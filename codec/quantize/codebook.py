@@ -24,11 +24,22 @@ def _broadcast(t: torch.Tensor) -> torch.Tensor:
 
 
 def kmeans(samples: torch.Tensor, num_clusters: int, iters: int = 10) -> torch.Tensor:
-    """Plain Lloyd k-means. Args: samples ``[M, d]``. Returns centroids ``[num_clusters, d]``."""
+    """Plain Lloyd k-means seeded with distinct samples.
+
+    Identical seeds would stay identical (a tie goes to the lowest index, so the copy never gets
+    a point): with fewer samples than clusters, which is common for a large single codebook and
+    a small first batch, every sample seeds one centroid and the rest are jittered copies.
+
+    Args: samples ``[M, d]``. Returns centroids ``[num_clusters, d]``.
+    """
     m = samples.shape[0]
     gen = torch.Generator(device="cpu").manual_seed(0)
-    pick = torch.randint(m, (num_clusters,), generator=gen).to(samples.device)
+    pick = torch.randperm(m, generator=gen)[torch.arange(num_clusters) % m].to(samples.device)
     centroids = samples[pick].clone()
+    if num_clusters > m:
+        spread = (samples - samples.mean(0)).pow(2).mean(0).sqrt().clamp(min=1e-3)
+        noise = torch.randn(num_clusters - m, samples.shape[1], generator=gen).to(samples)
+        centroids[m:] += 0.01 * spread * noise
     for _ in range(iters):
         assign = torch.cdist(samples, centroids).argmin(dim=-1)
         sums = torch.zeros_like(centroids).index_add_(0, assign, samples)

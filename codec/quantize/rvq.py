@@ -26,6 +26,8 @@ class QuantizerOutput:
         codes: ``[M, K]`` chosen codes (all levels, also those dropped for the row).
         num_active: ``[M]`` levels each row used (quantizer dropout).
         commitment_loss, codebook_loss: scalars, averaged over the active levels and rows.
+        first_level: ``[M, D]`` the first level's codeword alone (straight-through, always
+            active), what semantic distillation supervises; ``None`` where not computed.
     """
 
     quantized: torch.Tensor
@@ -33,6 +35,7 @@ class QuantizerOutput:
     num_active: torch.Tensor
     commitment_loss: torch.Tensor
     codebook_loss: torch.Tensor
+    first_level: torch.Tensor | None = None
 
 
 @dataclass
@@ -140,9 +143,12 @@ class ResidualVQ(nn.Module):
         quantized = torch.zeros_like(latent)
         commitment = latent.new_zeros(())
         codebook = latent.new_zeros(())
+        first_level = None
         for k in range(k_max):
             lvl = self.levels[k]
             out = lvl(residual, codes[:, k])
+            if k == 0:
+                first_level = out.quantized
             active = (num_active > k).to(latent.dtype)
             quantized = quantized + out.quantized * active[:, None]
             residual = residual - out.quantized
@@ -152,4 +158,6 @@ class ResidualVQ(nn.Module):
             if self.training:
                 rows = active.bool()
                 lvl.codebook.update(out.projected.detach()[rows], codes[rows, k])
-        return QuantizerOutput(quantized, codes, num_active, commitment / k_max, codebook / k_max)
+        return QuantizerOutput(
+            quantized, codes, num_active, commitment / k_max, codebook / k_max, first_level
+        )

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from codec.config import CodecConfig, ConfigError, from_dict, load_preset
+from codec.train.semantic.config import SemanticConfig
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,8 @@ class TrainConfig:
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    # Semantic distillation of the first codebook (codec.train.semantic); off by default.
+    semantic: SemanticConfig = field(default_factory=SemanticConfig)
 
     def __post_init__(self) -> None:
         _check(self.max_steps > 0, "max_steps must be positive")
@@ -155,6 +158,10 @@ class TrainConfig:
         _check(min((*weights, loss.commitment, loss.codebook)) >= 0, "loss weights must be >= 0")
         unknown = sorted(set(self.freeze) - {"encoder", "quantizer"})
         _check(not unknown, f"freeze: unknown parts {unknown} (valid: encoder, quantizer)")
+        _check(
+            not (self.semantic.enabled and "quantizer" in self.freeze),
+            "semantic distillation trains the first codebook: it cannot run with freeze: [quantizer]",
+        )
         _check(self.optimizer.decay_steps >= 0, "optimizer.decay_steps must be >= 0")
         bands = self.discriminator.bands
         _check(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,6 +126,16 @@ def normalize_loudness(wav: torch.Tensor, target_db: float) -> torch.Tensor:
     return wav / peak * 0.99 if peak > 0.99 else wav
 
 
+@dataclass(frozen=True)
+class Crop:
+    """One training item: ``num_samples`` native samples of ``file`` from ``start``, at ``gain_db``."""
+
+    file: AudioFile
+    start: int
+    num_samples: int
+    gain_db: float
+
+
 class RandomCrops(Dataset):
     """Item ``j``: a random crop of ``segment`` samples at ``sample_rate``, ``[segment]``.
 
@@ -141,16 +151,24 @@ class RandomCrops(Dataset):
     def __len__(self) -> int:
         return 2**62  # infinite stream; the sampler says which items are read
 
-    def __getitem__(self, key: int) -> torch.Tensor:
+    def draw(self, key: int) -> Crop:
+        """Which file, where and how loud item ``key`` is (a pure function of seed and key)."""
         gen = torch.Generator().manual_seed((self.seed * 1_000_003 + key) % 2**63)
         u = torch.rand(3, generator=gen, dtype=torch.float64)
         file = self.files[min(int(torch.searchsorted(self.cumulative, u[0])), len(self.files) - 1)]
         native = math.ceil(self.segment * file.sample_rate / self.sample_rate) + 1
         start = int(u[1] * max(file.num_samples - native, 0))
-        wav = read_audio(file, start, min(native, file.num_samples), self.sample_rate)[: self.segment]
-        wav = torch.nn.functional.pad(wav, (0, self.segment - wav.shape[0]))
         gain = self.cfg.loudness_db + (2 * float(u[2]) - 1) * self.cfg.loudness_jitter_db
-        return normalize_loudness(wav, gain)
+        return Crop(file, start, min(native, file.num_samples), gain)
+
+    def read(self, crop: Crop) -> torch.Tensor:
+        """The crop's samples ``[segment]`` at the model rate."""
+        wav = read_audio(crop.file, crop.start, crop.num_samples, self.sample_rate)[: self.segment]
+        wav = torch.nn.functional.pad(wav, (0, self.segment - wav.shape[0]))
+        return normalize_loudness(wav, crop.gain_db)
+
+    def __getitem__(self, key: int) -> torch.Tensor:
+        return self.read(self.draw(key))
 
 
 class StepSampler(Sampler[int]):
@@ -218,6 +236,9 @@ class AudioDataModule(L.LightningDataModule):
         self.val_files = self.val_files[: cfg.val_items]
         frames = max(round(cfg.segment_seconds * sample_rate / hop_length), 1)
         self.segment = frames * hop_length
+        # Replaces the training crops by a dataset built on them (e.g. crops with precomputed
+        # teacher features, codec.train.semantic.store); None: the crops themselves.
+        self.wrap_train: Callable[[RandomCrops], Dataset] | None = None
 
     def train_dataloader(self) -> DataLoader:
         trainer = self.trainer
@@ -225,7 +246,8 @@ class AudioDataModule(L.LightningDataModule):
         rank = trainer.global_rank if trainer is not None else 0
         world = trainer.world_size if trainer is not None else 1
         bs = self.cfg.batch_size
-        dataset = RandomCrops(self.train_files, self.cfg, self.sample_rate, self.segment, self.seed)
+        crops = RandomCrops(self.train_files, self.cfg, self.sample_rate, self.segment, self.seed)
+        dataset = crops if self.wrap_train is None else self.wrap_train(crops)
         return DataLoader(
             dataset,
             batch_size=bs,

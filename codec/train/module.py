@@ -35,6 +35,7 @@ from codec.train.losses import (
     feature_matching_loss,
     generator_adversarial_loss,
 )
+from codec.train.semantic.objective import SemanticObjective
 from codec.train.validation import ValidationMixin
 from codec.train.warmstart import freeze, generator_forward, warm_start
 
@@ -59,11 +60,15 @@ class CodecTrainingModule(ValidationMixin, L.LightningModule):
     Args:
         model: the codec's config (``model:`` section).
         train: the training config (``train:`` section).
+        teacher: the semantic distillation teacher as a Python object, replacing the config's
+            ``train.semantic.teacher`` name (see :mod:`codec.train.semantic.teacher`).
     The configs are stored in the checkpoint as plain dicts (``hyper_parameters``), so
     ``codec export`` can rebuild the model without the preset file.
     """
 
-    def __init__(self, model: dict[str, Any] | CodecConfig, train: dict[str, Any] | TrainConfig) -> None:
+    def __init__(
+        self, model: dict[str, Any] | CodecConfig, train: dict[str, Any] | TrainConfig, teacher: Any = None
+    ) -> None:
         super().__init__()
         model_cfg = model if isinstance(model, CodecConfig) else from_dict(CodecConfig, model, "model")
         train_cfg = train if isinstance(train, TrainConfig) else from_dict(TrainConfig, train, "train")
@@ -89,12 +94,18 @@ class CodecTrainingModule(ValidationMixin, L.LightningModule):
             self.ema = copy.deepcopy(self.generator).requires_grad_(False)
         q = model_cfg.quantizer
         self.register_buffer("code_counts", torch.zeros(q.total_codebooks, q.codebook_size), persistent=False)
+        # Semantic distillation: a training-only projection (never exported) and a frozen teacher.
+        self.semantic: SemanticObjective | None = None
+        if train_cfg.semantic.enabled:
+            self.semantic = SemanticObjective(model_cfg, train_cfg.semantic, teacher)
 
     # ----------------------------------------------------------------- optimisers
     def configure_optimizers(self) -> Any:
         o = self.cfg.optimizer
         betas = (o.betas[0], o.betas[1])
         trainable = [p for p in self.generator.parameters() if p.requires_grad]
+        if self.semantic is not None:
+            trainable += list(self.semantic.parameters())
         opt_g = torch.optim.AdamW(trainable, o.lr, betas, weight_decay=o.weight_decay)
         opt_d = torch.optim.AdamW(
             self.discriminators.parameters(), o.disc_lr, betas, weight_decay=o.weight_decay
@@ -121,11 +132,12 @@ class CodecTrainingModule(ValidationMixin, L.LightningModule):
         start = self.cfg.discriminator.start_step
         return start is not None and self.global_step >= start
 
-    def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
-        """Args: batch ``[B, T]`` waveform crops (T a multiple of the hop)."""
+    def training_step(self, batch: torch.Tensor | list[torch.Tensor], batch_idx: int) -> None:
+        """Args: batch ``[B, T]`` waveform crops (T a multiple of the hop), or ``[crops,
+        teacher features [B, F, D]]`` with precomputed semantic distillation targets."""
         opt_g, opt_d = self.optimizers()
         sch_g, sch_d = self.lr_schedulers()
-        real = batch
+        real, target = (batch[0], batch[1]) if isinstance(batch, list | tuple) else (batch, None)
         out: ModelOutput = generator_forward(self.generator, real, self.cfg.freeze)
         logs: dict[str, torch.Tensor] = {}
         adversarial = self.adversarial_active()
@@ -135,6 +147,11 @@ class CodecTrainingModule(ValidationMixin, L.LightningModule):
         # Only the generator's parameters get gradients in its step (not the discriminators').
         self.toggle_optimizer(opt_g)
         total = self._generator_losses(out, real, adversarial, logs)
+        if self.semantic is not None:
+            semantic = self.semantic(out.quantizer, real, target)
+            logs["loss/semantic"] = semantic.detach()
+            if self.cfg.semantic.weight > 0:
+                total = total + self.cfg.semantic.weight * semantic
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(total)
         self.clip_gradients(opt_g, self.cfg.optimizer.grad_clip, "norm")

@@ -148,6 +148,11 @@ def train(preset: Preset, options: RunOptions) -> CodecTrainingModule:
         preset.train.data, preset.model.sample_rate, preset.model.hop_length, preset.train.seed
     )
     module = CodecTrainingModule(preset.model, preset.train)
+    if module.semantic is not None and preset.train.semantic.features_dir:
+        from codec.train.semantic.store import attach_features
+
+        features_dir = preset.train.semantic.features_dir
+        attach_features(data, module.semantic.teacher, features_dir, options.progress_bar)
     trainer = build_trainer(preset, options)
     trainer.fit(module, datamodule=data, ckpt_path=str(options.resume) if options.resume else None)
     return module

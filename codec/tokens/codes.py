@@ -1,12 +1,7 @@
-"""Token containers and language-model helpers.
+"""The :class:`Codes` container: integer codes and what is needed to decode them exactly.
 
-:class:`Codes` carries integer codes with the lengths and metadata needed to decode them
-exactly.  Multi-channel audio is coded per channel: rows are item-major, so row ``b * C + c``
-is channel ``c`` of item ``b``, and mono codes are simply ``[B, K, F]``.
-
-LM helpers: :func:`flatten_codes` / :func:`unflatten_tokens` (one token stream with per-level
-vocabulary offsets) and :func:`apply_delay_pattern` / :func:`undo_delay_pattern` (codebook
-``k`` shifted right by ``k`` frames, as in MusicGen-style parallel decoding).
+Multi-channel audio is coded per channel: rows are item-major, so row ``b * C + c`` is
+channel ``c`` of item ``b``, and mono codes are simply ``[B, K, F]``.
 """
 
 from __future__ import annotations
@@ -134,50 +129,3 @@ def _same(a: object, b: object) -> bool:
     if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
         return False
     return a == b
-
-
-def flatten_codes(codes: torch.Tensor, codebook_size: int) -> torch.Tensor:
-    """Interleave levels frame by frame into one token stream with disjoint vocabularies.
-
-    Args: codes ``[B, K, F]``. Returns tokens ``[B, F * K]``: frame 0 level 0..K-1, frame 1, ...,
-    where level ``k`` uses ids ``k * codebook_size .. (k + 1) * codebook_size - 1``.
-    """
-    k = codes.shape[1]
-    offsets = torch.arange(k, device=codes.device)[None, :, None] * codebook_size
-    return (codes + offsets).transpose(1, 2).reshape(codes.shape[0], -1)
-
-
-def unflatten_tokens(tokens: torch.Tensor, num_codebooks: int, codebook_size: int) -> torch.Tensor:
-    """Inverse of :func:`flatten_codes`. Args: tokens ``[B, F * K]``. Returns codes ``[B, K, F]``."""
-    if isinstance(num_codebooks, bool) or not isinstance(num_codebooks, int) or num_codebooks < 1:
-        raise ValueError(f"num_codebooks must be a positive integer, got {num_codebooks!r}")
-    b, n = tokens.shape
-    if n % num_codebooks:
-        raise ValueError(f"token count {n} is not a multiple of num_codebooks={num_codebooks}")
-    codes = tokens.reshape(b, n // num_codebooks, num_codebooks).transpose(1, 2)
-    offsets = torch.arange(num_codebooks, device=tokens.device)[None, :, None] * codebook_size
-    codes = codes - offsets
-    if codes.numel() and (codes.min() < 0 or codes.max() >= codebook_size):
-        raise ValueError("tokens are not a flattened code stream (a token lies outside its level's range)")
-    return codes.contiguous()
-
-
-def apply_delay_pattern(codes: torch.Tensor, pad_id: int) -> torch.Tensor:
-    """Shift level ``k`` right by ``k`` frames, filling with ``pad_id``.
-
-    Args: codes ``[B, K, F]``. Returns ``[B, K, F + K - 1]``.
-    """
-    b, k, f = codes.shape
-    out = codes.new_full((b, k, f + k - 1), pad_id)
-    for level in range(k):
-        out[:, level, level : level + f] = codes[:, level]
-    return out
-
-
-def undo_delay_pattern(delayed: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`apply_delay_pattern`. Args: ``[B, K, F + K - 1]``. Returns ``[B, K, F]``."""
-    _, k, n = delayed.shape
-    f = n - k + 1
-    if f < 0:
-        raise ValueError(f"a delayed sequence with {k} levels needs at least {k - 1} frames, got {n}")
-    return torch.stack([delayed[:, level, level : level + f] for level in range(k)], dim=1)

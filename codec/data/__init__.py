@@ -1,0 +1,40 @@
+"""Corpus tokenization and LM datasets (the ``data`` extra: pyarrow; Lightning for several processes).
+
+==================  ==========================================================================
+module              what
+==================  ==========================================================================
+``inputs``          folders, files, CSV/JSONL manifests -> items (id, path, metadata)
+``plan``            headers read once; items sorted by duration into shards; ``plan.parquet``
+``encode``          one shard: exact length-bucketed batches through ``Codec.encode``
+``shards``          Parquet shards, ``errors.csv``, ``index.json`` (atomic writes)
+``distributed``     one process, or a Lightning Fabric DDP group (multi-GPU, multi-node)
+``run``             the run: plan, resume, encode this rank's shards, index
+``dataset``         :class:`TokenDataset` / :class:`IterableTokenDataset` over an output
+``cli``             ``codec tokenize``
+==================  ==========================================================================
+
+Nothing in the inference core imports this package.  The names below are imported on first
+use, so ``codec.data.cli`` (imported by ``codec --help``) stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "TokenDataset": "codec.data.dataset",
+    "IterableTokenDataset": "codec.data.dataset",
+    "TokenizeOptions": "codec.data.run",
+    "TokenizeReport": "codec.data.run",
+    "tokenize": "codec.data.run",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'codec.data' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
+
+
+__all__ = sorted(_EXPORTS)

@@ -1,0 +1,94 @@
+"""``codec tokenize``: argument parsing and the handler (registered by :mod:`codec.cli`).
+
+Importing this module is cheap (it only checks that the ``data`` extra is installed), so
+``codec --help`` stays fast and a missing extra is named in one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+from pathlib import Path
+
+# The extra's packages; a missing one makes `codec tokenize` an explained stub (codec.cli).
+for _name in ("pyarrow",):
+    if importlib.util.find_spec(_name) is None:
+        raise ImportError(f"'codec tokenize' needs the data extra: pip install 'codec[data]' (no {_name})")
+
+
+def add_tokenize_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``codec tokenize``; the handler is :func:`run_tokenize`."""
+    p = subparsers.add_parser(
+        "tokenize",
+        help="tokenize a corpus into Parquet shards (batched, resumable, multi-process)",
+        description="Code every input into Parquet shards of int16 codes plus index.json and errors.csv. "
+        "A killed run resumes where it stopped when run again with the same arguments.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio folders (recursive), files, or "
+                   "CSV/JSONL manifests (a 'path' column, optional 'id', other columns carried)")  # fmt: skip
+    p.add_argument("-o", "--output", required=True, type=Path, metavar="OUT", help="output folder")
+    p.add_argument("--model", help="bundled model name or model directory (default: the bundled default)")
+    p.add_argument("--num-codebooks", type=_positive_int, help="codebooks to keep (default: all)")
+    p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto", help="default: %(default)s")
+    p.add_argument("--devices", type=_positive_int, default=1, help="processes per node, one device each")
+    p.add_argument(
+        "--num-nodes", type=_positive_int, default=1, help="nodes (SLURM or MASTER_ADDR/NODE_RANK)"
+    )
+    p.add_argument(
+        "--batch-seconds",
+        type=_positive_float,
+        default=60.0,
+        help="padded audio per model call (default: 60)",
+    )
+    p.add_argument("--shard-size", type=_positive_int, default=1000, help="items per shard (default: 1000)")
+    p.add_argument("--force", action="store_true", help="remove an earlier run in OUT and start over")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    p.set_defaults(run=run_tokenize)
+    return p
+
+
+def run_tokenize(args: argparse.Namespace) -> int:
+    """Run the command; prints the summary on stdout (rank 0)."""
+    from codec.data.run import TokenizeOptions, _Quiet, tokenize
+
+    opts = TokenizeOptions(
+        inputs=list(args.inputs),
+        output=args.output,
+        model=args.model,
+        num_codebooks=args.num_codebooks,
+        device=args.device,
+        devices=args.devices,
+        num_nodes=args.num_nodes,
+        batch_seconds=args.batch_seconds,
+        shard_size=args.shard_size,
+        force=args.force,
+        quiet=args.quiet,
+    )
+    try:
+        report = tokenize(opts)
+    except _Quiet as done:  # not rank 0: rank 0 has printed the error
+        return done.status
+    if report.rank == 0:
+        print(report.summary(), flush=True)
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value

@@ -1,0 +1,164 @@
+"""Coding one shard: exact length-bucketed batches through :meth:`codec.api.Codec.encode`.
+
+Items are read through the pipeline's reader (:func:`codec.pipeline.audiofile.load_audio`:
+every truncation and damage check applies), mixed to mono (the mean of the channels), and
+resampled to the model's rate by the function :meth:`Codec.encode` itself uses
+(:func:`codec.audio.resample`) on the model's device.  A shard's items are sorted by
+duration; consecutive items are batched up to ``batch_seconds`` of padded audio and coded with
+their ``lengths``, so by the API's batch invariance every item gets exactly the codes it gets
+alone: ``codec.encode(mono[None], sample_rate)``.
+
+Reading runs one batch ahead in a thread (libsndfile and torch release the GIL), so the disk
+and the decoder overlap with the model.  An item that cannot be read becomes an error row
+``(id, path, reason)`` and the shard goes on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from codec.api import _MIN_FRAMES, Codec
+from codec.audio import resample, resampled_length
+from codec.data.plan import Plan, PlannedItem, batches, reason
+from codec.data.shards import Row, write_shard
+from codec.pipeline.audiofile import load_audio
+
+
+@dataclass
+class EncodeStats:
+    """Work done: items coded, errors, seconds of audio, and frames coded vs. frames valid."""
+
+    items: int = 0
+    errors: int = 0
+    audio_seconds: float = 0.0
+    frames: int = 0
+    padded_frames: int = 0
+
+    def add(self, other: EncodeStats) -> None:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+    def as_list(self) -> list[float]:
+        return [float(getattr(self, f.name)) for f in fields(self)]
+
+    @classmethod
+    def from_list(cls, values: list[float]) -> EncodeStats:
+        kinds = [f.type for f in fields(cls)]
+        return cls(
+            *(float(v) if t in ("float", float) else round(v) for v, t in zip(values, kinds, strict=True))
+        )
+
+    @property
+    def padding(self) -> float:
+        """Extra frames the model ran on because of padding, relative to the valid frames."""
+        return self.padded_frames / self.frames - 1 if self.frames else 0.0
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """One item read: ``wav [T]`` mono at the model rate, or the reason it could not be read."""
+
+    item: PlannedItem
+    wav: torch.Tensor | None
+    sample_rate: int = 0
+    num_samples: int = 0
+    error: str | None = None
+
+
+def load_item(item: PlannedItem, model_rate: int, device: torch.device) -> Loaded:
+    """Read, mix to mono and resample one item; a failure becomes ``Loaded.error``."""
+    try:
+        audio = load_audio(item.path)
+        mono = audio.wav.mean(0, keepdim=True) if audio.wav.shape[0] > 1 else audio.wav
+        wav = resample(mono.to(device), audio.sample_rate, model_rate)[0]
+    except Exception as err:  # any unreadable file is reported, never the end of the run
+        return Loaded(item, None, error=reason(err, item.path))
+    return Loaded(item, wav, audio.sample_rate, audio.wav.shape[-1])
+
+
+def encode_shard(
+    codec: Codec,
+    plan: Plan,
+    shard: int,
+    num_codebooks: int,
+    out: Path,
+    batch_seconds: float,
+    progress: Callable[[EncodeStats], None] | None = None,
+    rank: int = 0,
+) -> Path:
+    """Code every item of ``shard`` and write it atomically; returns the shard's path.
+
+    Args:
+        codec: the model (on its device).
+        plan: the run's plan.
+        shard: which shard.
+        num_codebooks: K.
+        out: the output folder.
+        batch_seconds: padded audio per model call, at the model's rate.
+        progress: called with the work of each batch.
+        rank: of this process (recorded in the shard's metadata).
+    """
+    items = plan.shard_items(shard)
+    rate = codec.sample_rate
+    lengths = [None if i.num_samples is None else int(resampled_length(i.num_samples, i.sample_rate, rate))
+               for i in items]  # fmt: skip
+    groups = batches(lengths, max(1, round(batch_seconds * rate)))
+    rows: list[Row] = []
+    errors: list[tuple[str, str, str]] = []
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = _submit(pool, items, groups, 0, rate, codec.device)
+        for n in range(len(groups)):
+            loaded = pending.result()
+            if n + 1 < len(groups):
+                pending = _submit(pool, items, groups, n + 1, rate, codec.device)
+            stats = _encode_batch(codec, loaded, num_codebooks, rows, errors)
+            if progress is not None:
+                progress(stats)
+    model = {"name": codec.name, "fingerprint": codec.fingerprint}
+    return write_shard(out, plan, shard, rows, errors, model, rank)
+
+
+def _submit(
+    pool: ThreadPoolExecutor, items: list[PlannedItem], groups: list[list[int]], n: int, rate: int, device
+) -> Future[list[Loaded]]:
+    return pool.submit(lambda: [load_item(items[i], rate, device) for i in groups[n]])
+
+
+def _encode_batch(
+    codec: Codec,
+    loaded: list[Loaded],
+    num_codebooks: int,
+    rows: list[Row],
+    errors: list[tuple[str, str, str]],
+) -> EncodeStats:
+    """Code the readable items of one batch into ``rows``; the rest go to ``errors``."""
+    stats = EncodeStats()
+    good = [x for x in loaded if x.wav is not None]
+    for x in loaded:
+        if x.wav is None:
+            errors.append((x.item.id, x.item.path, x.error or "unreadable"))
+            stats.errors += 1
+    if not good:
+        return stats
+    lengths = torch.tensor([x.wav.shape[-1] for x in good])
+    wav = torch.zeros(len(good), 1, int(lengths.max()), device=codec.device)
+    for i, x in enumerate(good):
+        wav[i, 0, : x.wav.shape[-1]] = x.wav
+    codes = codec.encode(wav, codec.sample_rate, lengths=lengths, num_codebooks=num_codebooks)
+    frames = codes.frame_lengths.tolist()
+    data = codes.codes.cpu().numpy()
+    for i, x in enumerate(good):
+        # An int16 copy: a view would keep the whole int64 batch alive until the shard is written.
+        codes_i = data[i, :, : frames[i]].astype(np.int16)
+        rows.append(Row(x.item.id, x.item.path, x.sample_rate, x.num_samples, codes_i, x.item.meta))
+    stats.items = len(good)
+    stats.audio_seconds = sum(x.num_samples / x.sample_rate for x in good)
+    stats.frames = sum(frames)
+    stats.padded_frames = len(good) * max(codes.num_frames, _MIN_FRAMES)
+    return stats

@@ -1,0 +1,198 @@
+"""What ``codec tokenize`` reads: folders, audio files and manifests, listed as :class:`Item` rows.
+
+* a folder is searched recursively for audio files (sorted, so every run lists the same
+  items in the same order); an item's id is its path relative to the folder, without suffix;
+* a file that is not a manifest is one item; its id is the path as given, without suffix;
+* a manifest is a ``.csv`` (header row) or ``.jsonl`` (one object per line) with a ``path``
+  column and optionally an ``id`` column; every other column is metadata, carried into the
+  output (a column named like an output column, e.g. ``sample_rate``, is carried as
+  ``manifest_sample_rate``).  Relative paths are taken from the manifest's folder.
+
+Ids must be unique over all inputs (they name the rows of the output).  Paths are kept
+absolute (symbolic links not resolved), so a rerun from another folder is the same run and
+the output's ``path`` column can be read from anywhere.  Missing or unreadable
+audio named by a manifest is not an error here: it is found when the file is read, and goes
+to the run's errors report.  Problems with the inputs themselves (a missing folder, a
+manifest without a ``path`` column, a duplicate id) are :class:`~codec.exitcodes.UsageError`.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from codec.exitcodes import UsageError
+
+# What libsndfile reads (the suffixes `codec encode DIR` picks up).
+AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc",
+                            ".au", ".w64", ".rf64", ".caf"})  # fmt: skip
+MANIFEST_SUFFIXES = frozenset({".csv", ".jsonl"})
+# Columns every output row has; a manifest's metadata may not reuse these names.
+RESERVED = frozenset({"id", "path", "sample_rate", "num_samples", "duration", "num_frames", "num_codebooks",
+                      "codes", "model", "fingerprint"})  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Item:
+    """One input: a stable ``id``, the audio ``path`` and the manifest's other columns."""
+
+    id: str
+    path: str
+    meta: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class Listing:
+    """Every input item, in a fixed order, and the metadata columns with their types.
+
+    Attributes:
+        items: the items (ids unique).
+        columns: metadata column name -> ``"int"``, ``"float"``, ``"bool"`` or ``"string"``.
+    """
+
+    items: list[Item]
+    columns: dict[str, str]
+
+    def digest(self) -> str:
+        """sha256 of every item (id, path, metadata): a changed input list changes it."""
+        h = hashlib.sha256(json.dumps(self.columns, sort_keys=True).encode())
+        for item in self.items:
+            h.update(json.dumps([item.id, item.path, list(item.meta)], default=str).encode() + b"\n")
+        return h.hexdigest()
+
+
+def list_inputs(inputs: Iterable[str]) -> Listing:
+    """List every item the inputs name (see the module docstring); raises ``UsageError``."""
+    items: list[Item] = []
+    for text in inputs:
+        path = Path(text)
+        if path.is_dir():
+            items += _folder_items(path)
+        elif path.suffix.lower() in MANIFEST_SUFFIXES and path.is_file():
+            items += list(_manifest_items(path))
+        elif path.is_file():
+            items.append(Item(str(path.with_suffix("")), str(path.absolute())))
+        else:
+            raise UsageError(f"{path}: no such file or folder")
+    if not items:
+        raise UsageError("no input items")
+    _check_unique(items)
+    return Listing(items, column_types(items))
+
+
+def _folder_items(folder: Path) -> list[Item]:
+    found = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and not p.is_dir())
+    if not found:
+        raise UsageError(f"{folder}: no audio files in this folder")
+    return [Item(p.relative_to(folder).with_suffix("").as_posix(), str(p.absolute())) for p in found]
+
+
+def _manifest_items(manifest: Path) -> Iterator[Item]:
+    rows = _csv_rows(manifest) if manifest.suffix.lower() == ".csv" else _jsonl_rows(manifest)
+    count = 0
+    for where, row in rows:
+        path = row.pop("path", None)
+        if not isinstance(path, str) or not path.strip():
+            raise UsageError(f"{where}: no 'path' (every row needs the audio file's path)")
+        ident = row.pop("id", None)
+        if ident is None or str(ident).strip() == "":
+            ident = Path(path).with_suffix("").as_posix()
+        full = (Path(path) if Path(path).is_absolute() else manifest.parent / path).absolute()
+        count += 1
+        meta = {(f"manifest_{k}" if k in RESERVED else k): v for k, v in row.items()}
+        yield Item(str(ident), str(full), tuple(sorted(meta.items())))
+    if count == 0:
+        raise UsageError(f"{manifest}: the manifest lists no files")
+
+
+def _csv_rows(manifest: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    try:
+        with manifest.open(newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if reader.fieldnames is None or "path" not in reader.fieldnames:
+                raise UsageError(f"{manifest}: no 'path' column in the header row")
+            for n, row in enumerate(reader, 2):
+                if None in row:
+                    raise UsageError(f"{manifest}:{n}: more fields than the header names")
+                yield f"{manifest}:{n}", {k: (None if v == "" else v) for k, v in row.items()}
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise UsageError(f"{manifest}: not a readable CSV manifest ({err})") from None
+
+
+def _jsonl_rows(manifest: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    try:
+        with manifest.open(encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise UsageError(f"{manifest}:{n}: not valid JSON ({err.msg})") from None
+                if not isinstance(row, dict):
+                    raise UsageError(f"{manifest}:{n}: expected a JSON object with a 'path' key")
+                yield f"{manifest}:{n}", row
+    except UnicodeDecodeError as err:
+        raise UsageError(f"{manifest}: not a readable JSONL manifest ({err.reason})") from None
+
+
+def _check_unique(items: list[Item]) -> None:
+    seen: dict[str, str] = {}
+    for item in items:
+        if item.id in seen:
+            raise UsageError(
+                f"duplicate id {item.id!r} ({seen[item.id]} and {item.path}); "
+                "give unique ids in a manifest's 'id' column"
+            )
+        seen[item.id] = item.path
+
+
+def column_types(items: Iterable[Item]) -> dict[str, str]:
+    """The type of each metadata column over all items: the narrowest that holds every value.
+
+    Missing values are nulls; a column mixing kinds (or holding lists/objects) is a string
+    column, its non-string values written as JSON.
+    """
+    kinds: dict[str, set[str]] = {}
+    for item in items:
+        for key, value in item.meta:
+            kinds.setdefault(key, set())
+            if value is not None:
+                kinds[key].add(_kind(value))
+    out = {}
+    for key, seen in sorted(kinds.items()):
+        if seen <= {"int"}:
+            out[key] = "int" if seen else "string"
+        elif seen <= {"int", "float"}:
+            out[key] = "float"
+        elif seen == {"bool"}:
+            out[key] = "bool"
+        else:
+            out[key] = "string"
+    return out
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    return "string" if isinstance(value, str) else "json"
+
+
+def cast_value(value: Any, kind: str) -> Any:
+    """A metadata value as its column's type (see :func:`column_types`)."""
+    if value is None:
+        return None
+    if kind == "float":
+        return float(value)
+    if kind == "string" and not isinstance(value, str):
+        return json.dumps(value)
+    return value

@@ -1,0 +1,222 @@
+"""The plan of a tokenize run: which item goes to which shard, fixed once and kept in ``_plan.parquet``.
+
+Every item's header is read once (:func:`codec.pipeline.audiofile.audio_info`: rate, length,
+truncation); items are sorted by duration and dealt round-robin into shards of at most
+``shard_size`` items (and at least as many shards as the first run has processes), so every
+shard has the same mix of durations (equal work, and the same length statistics for a reader)
+while its own items, kept shortest first, are batched with little padding.  Items whose
+header cannot be read are planned as errors (shard -1) with the reason.
+
+The plan is a function of the inputs and the options that change the output (model weights,
+number of codebooks, shard size) only, not of the number of processes: shard ``s`` goes to rank
+``s % world_size``, so a rerun may use another number of devices and still finds the shards
+already written.  Its :attr:`Plan.digest` is stamped on every shard and on the index.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from codec.atomic import atomic_write
+from codec.audio import AudioError
+from codec.data.inputs import Item, Listing, cast_value
+from codec.pipeline.audiofile import audio_info
+
+# The leading underscore keeps it out of what pyarrow, Spark and `datasets` take for data files.
+PLAN_NAME = "_plan.parquet"
+PLAN_VERSION = 1
+# Most padding a batch may carry, relative to its valid samples (see batches()).
+MAX_PADDING = 0.1
+ARROW_TYPES = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "string": pa.string()}
+
+
+@dataclass(frozen=True)
+class PlannedItem:
+    """One item of a shard: ``num_samples`` at ``sample_rate`` as the header declares them
+    (``None``: not declared, known only once read)."""
+
+    id: str
+    path: str
+    meta: dict[str, Any]
+    sample_rate: int
+    num_samples: int | None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A run's plan: ``key`` (what it was made for), the item table, the shard count."""
+
+    key: dict[str, Any]
+    table: pa.Table
+    num_shards: int
+
+    @functools.cached_property
+    def digest(self) -> str:
+        """sha256 of the key and of each item's shard: the identity of this run's output."""
+        h = hashlib.sha256(json.dumps(self.key, sort_keys=True).encode())
+        for ident, shard in zip(self.table["id"].to_pylist(), self.table["shard"].to_pylist(), strict=True):
+            h.update(f"{len(ident)}:{ident}:{shard}\n".encode())
+        return h.hexdigest()
+
+    @property
+    def columns(self) -> dict[str, str]:
+        return self.key["columns"]
+
+    def shard_items(self, shard: int) -> list[PlannedItem]:
+        """The items of ``shard``, shortest first."""
+        rows = self.table.filter(pc.equal(self.table["shard"], shard)).to_pylist()
+        return [
+            PlannedItem(
+                r["id"], r["path"], {c: r[c] for c in self.columns}, r["sample_rate"], r["num_samples"]
+            )
+            for r in rows
+        ]
+
+    def shard_sizes(self) -> list[int]:
+        """Items planned per shard."""
+        counts = pc.value_counts(self.table["shard"]).to_pylist()
+        sizes = dict((c["values"], c["counts"]) for c in counts)
+        return [sizes.get(s, 0) for s in range(self.num_shards)]
+
+    def errors(self) -> list[tuple[str, str, str]]:
+        """``(id, path, reason)`` of the items whose header could not be read."""
+        bad = self.table.filter(pc.equal(self.table["shard"], -1))
+        return list(zip(*(bad[c].to_pylist() for c in ("id", "path", "error")), strict=True))
+
+
+def plan_key(listing: Listing, model: str, fingerprint: str, num_codebooks: int, shard_size: int) -> dict:
+    """What a plan is made for; a rerun with another key is a different run."""
+    return {
+        "version": PLAN_VERSION,
+        "inputs": listing.digest(),
+        "items": len(listing.items),
+        "model": model,
+        "fingerprint": fingerprint,
+        "num_codebooks": num_codebooks,
+        "shard_size": shard_size,
+        "columns": listing.columns,
+    }
+
+
+def make_plan(
+    listing: Listing, key: dict, progress: Callable[[Iterable], Iterable] = iter, min_shards: int = 1
+) -> Plan:
+    """Read every header, sort by duration, deal into shards (see the module docstring).
+
+    Args:
+        listing: the items.
+        key: from :func:`plan_key` (its ``shard_size``).
+        progress: wraps the items while their headers are read (a progress bar).
+        min_shards: at least this many shards (the processes of the first run), as far as
+            there are items, so that every process has work.
+    """
+    rows = []
+    for item in progress(listing.items):
+        rows.append(_header_row(item))
+    ok = sorted((r for r in rows if r["error"] is None), key=_duration_key)
+    num_shards = min(len(ok), max(-(-len(ok) // key["shard_size"]), min_shards))
+    for n, row in enumerate(ok):
+        # Dealt round-robin: every shard spans all durations (equal work per shard, and the
+        # same mix of lengths for a reader of any shard), each still sorted shortest first.
+        row["shard"] = n % num_shards
+    bad = [r for r in rows if r["error"] is not None]
+    columns = key["columns"]
+    fields = [
+        pa.field("id", pa.string()),
+        pa.field("path", pa.string()),
+        *(pa.field(c, ARROW_TYPES[t]) for c, t in columns.items()),
+        pa.field("sample_rate", pa.int64()),
+        pa.field("num_samples", pa.int64()),
+        pa.field("shard", pa.int32()),
+        pa.field("error", pa.string()),
+    ]
+    ordered = ok + bad
+    data = {f.name: [r.get(f.name) for r in ordered] for f in fields}
+    for c, t in columns.items():
+        data[c] = [cast_value(v, t) for v in data[c]]
+    schema = pa.schema(fields, metadata={"codec.plan": json.dumps(key)})
+    table = pa.table(data, schema=schema)
+    return Plan(key, table, num_shards)
+
+
+def _header_row(item: Item) -> dict[str, Any]:
+    row: dict[str, Any] = {"id": item.id, "path": item.path, **dict(item.meta)}
+    row.update(sample_rate=None, num_samples=None, shard=-1, error=None)
+    try:
+        info = audio_info(item.path)
+    except AudioError as err:
+        row["error"] = reason(err, item.path)
+    except OSError as err:  # audio_info turns the usual ones into AudioError; be safe
+        row["error"] = f"cannot read ({err.strerror or err})"
+    else:
+        row.update(sample_rate=info.sample_rate, num_samples=info.num_samples)
+    return row
+
+
+def _duration_key(row: dict[str, Any]) -> tuple:
+    # Undeclared lengths last: they are batched alone (their length is known only once read).
+    n = row["num_samples"]
+    return (n is None, 0.0 if n is None else n / row["sample_rate"], row["id"])
+
+
+def reason(err: BaseException, path: str) -> str:
+    """An error's message without the leading ``PATH: `` the pipeline's errors carry."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    prefix = f"{path}: "
+    return text[len(prefix) :] if text.startswith(prefix) else text
+
+
+def save_plan(plan: Plan, folder: Path) -> Path:
+    """Write ``_plan.parquet`` atomically."""
+    return atomic_write(folder / PLAN_NAME, lambda tmp: pq.write_table(plan.table, tmp), suffix=".parquet")
+
+
+def load_plan(folder: Path) -> Plan | None:
+    """The plan saved in ``folder``, or ``None`` when there is none (or it is not ours)."""
+    path = folder / PLAN_NAME
+    if not path.is_file():
+        return None
+    try:
+        table = pq.read_table(path)
+        key = json.loads(table.schema.metadata[b"codec.plan"])
+    except (OSError, KeyError, TypeError, ValueError, pa.ArrowException):
+        return None
+    ok = pc.max(table["shard"]).as_py()
+    return Plan(key, table, 0 if ok is None or ok < 0 else ok + 1)
+
+
+def batches(lengths: list[int | None], max_samples: int, max_padding: float = MAX_PADDING) -> list[list[int]]:
+    """Indices of ``lengths`` (ascending, model-rate samples) grouped into batches.
+
+    A batch takes the next item while, padded to its longest item, it stays within
+    ``max_samples`` and its padding within ``max_padding`` of its valid samples; so items of
+    very different lengths are not batched together even when the budget would allow it
+    (padding costs compute like audio does).  A batch has at least one item; an unknown length
+    (``None``) is a batch of its own.
+    """
+    out: list[list[int]] = []
+    current: list[int] = []
+    longest = total = 0
+    for i, n in enumerate(lengths):
+        if n is None:
+            out.append([i])
+            continue
+        padded = (len(current) + 1) * max(longest, n)
+        if current and (padded > max_samples or padded > (total + n) * (1 + max_padding)):
+            out.append(current)
+            current, longest, total = [], 0, 0
+        current.append(i)
+        longest, total = max(longest, n), total + n
+    if current:
+        out.append(current)
+    return out

@@ -1,0 +1,334 @@
+"""Corpus tokenization: audio inputs -> Parquet shards of codes, on one or many processes.
+
+:func:`tokenize` runs one process's part of a run (every process of a distributed run calls
+it, see :mod:`codec.data.distributed`):
+
+1. rank 0 lists the inputs and makes the plan, or finds the one a killed run left and checks
+   it was made for the same inputs and options (:mod:`codec.data.plan`); a complete run
+   (its ``index.json`` stamped with the same plan) is recognised and not redone;
+2. every rank takes shards ``rank, rank + world, ...`` and codes those that are not yet
+   committed (:mod:`codec.data.encode`); each shard is written atomically;
+3. after a barrier rank 0 checksums the shards and writes ``errors.csv`` and ``index.json``.
+
+A kill at any moment loses at most the shards in progress: a rerun finds the committed
+shards (their number, plan digest and item count checked) and codes the rest.  Nothing of a
+killed run is ever read as data (temporary files are ignored and removed by the next writer).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from codec.api import Codec
+from codec.atomic import LOCK_SUFFIX, TEMP_MARK
+from codec.data.distributed import Ranks, start
+from codec.data.encode import EncodeStats, encode_shard
+from codec.data.inputs import list_inputs
+from codec.data.plan import PLAN_NAME, Plan, load_plan, make_plan, plan_key, save_plan
+from codec.data.shards import ERRORS_NAME, INDEX_NAME, SHARD_DIR, shard_info, shard_name, write_index
+from codec.exitcodes import UsageError, exit_status, message
+
+
+@dataclass(frozen=True)
+class TokenizeOptions:
+    """What ``codec tokenize`` was asked to do (see ``codec tokenize --help``)."""
+
+    inputs: list[str]
+    output: Path
+    model: str | None = None
+    num_codebooks: int | None = None
+    device: str = "auto"
+    devices: int = 1
+    num_nodes: int = 1
+    batch_seconds: float = 60.0
+    shard_size: int = 1000
+    force: bool = False
+    quiet: bool = False
+
+
+@dataclass
+class TokenizeReport:
+    """What a run produced (totals of the whole output) and what this run did."""
+
+    output: Path
+    rank: int = 0
+    items: int = 0
+    hours: float = 0.0
+    tokens: int = 0
+    errors: int = 0
+    shards: int = 0
+    already_complete: bool = False
+    run: EncodeStats = field(default_factory=EncodeStats)
+    seconds: float = 0.0
+
+    @property
+    def hours_per_minute(self) -> float:
+        """Hours of audio coded per minute of this run (all processes together)."""
+        return self.run.audio_seconds / 3600 / (self.seconds / 60) if self.seconds > 0 else 0.0
+
+    def summary(self) -> str:
+        done = "already complete" if self.already_complete else f"{self.shards} shards"
+        errors = f"{self.errors} error{'s' * (self.errors != 1)}"
+        errors += f" (see {self.output / ERRORS_NAME})" if self.errors else ""
+        text = (
+            f"{self.output}: {self.items} items, {self.hours:.3f} h of audio, {self.tokens} tokens, "
+            f"{errors}, {done}"
+        )
+        if self.run.items:
+            text += (
+                f"\nthis run: {self.run.items} items, {self.run.audio_seconds / 3600:.3f} h in "
+                f"{self.seconds:.1f} s = {self.hours_per_minute:.2f} h of audio per minute "
+                f"({self.run.audio_seconds / max(self.seconds, 1e-9):.1f}x real time), "
+                f"padding {100 * self.run.padding:.1f}%"
+            )
+        return text
+
+
+def tokenize(opts: TokenizeOptions, ranks: Ranks | None = None) -> TokenizeReport:
+    """Run (this process's part of) a tokenize run; see the module docstring.
+
+    Returns the report (complete on rank 0; other ranks report only their own work).
+    Raises ``UsageError`` for bad inputs or options, before any shard is written.
+    """
+    check_options(opts)
+    threads = torch.get_num_threads()  # start() sets one per CPU process; restored for callers
+    try:
+        return _tokenize(opts, ranks or start(opts.device, opts.devices, opts.num_nodes))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _tokenize(opts: TokenizeOptions, ranks: Ranks) -> TokenizeReport:
+    began = time.perf_counter()
+    codec = load_codec(opts.model, ranks.device)
+    k = opts.num_codebooks or codec.total_codebooks
+    status: Any = None
+    if ranks.rank == 0:
+        try:
+            status = prepare(opts, codec, k, ranks.world_size)
+        except Exception as err:
+            ranks.broadcast(("error", exit_status(err), message(err)))
+            raise
+    status = ranks.broadcast(status)
+    if status[0] == "error":  # rank 0 has reported it
+        raise _Quiet(status[1])
+    report = TokenizeReport(opts.output, rank=ranks.rank)
+    plan = load_plan(opts.output)
+    if status[0] == "done" or plan is None:
+        return _fill(report, status[1], already=True) if status[0] == "done" else report
+    report.run = _encode_mine(opts, codec, plan, k, ranks)
+    totals = ranks.sum(report.run.as_list())
+    report.run = EncodeStats.from_list(totals)
+    ranks.barrier()
+    report.seconds = time.perf_counter() - began
+    if ranks.rank != 0:
+        return report
+    return _fill(report, finish(opts.output, plan, codec, k))
+
+
+class _Quiet(Exception):
+    """Ends a non-zero rank after rank 0 reported an error (it carries the exit status)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+def check_options(opts: TokenizeOptions) -> None:
+    """One-line ``UsageError`` for options out of range (before anything is loaded)."""
+    checks = [
+        (opts.devices >= 1, f"--devices must be at least 1, got {opts.devices}"),
+        (opts.num_nodes >= 1, f"--num-nodes must be at least 1, got {opts.num_nodes}"),
+        (opts.shard_size >= 1, f"--shard-size must be at least 1, got {opts.shard_size}"),
+        (
+            0 < opts.batch_seconds < float("inf"),
+            f"--batch-seconds must be positive, got {opts.batch_seconds}",
+        ),
+        (opts.device in ("cpu", "cuda", "auto"), f"--device must be cpu, cuda or auto, got {opts.device!r}"),
+        (opts.num_codebooks is None or opts.num_codebooks >= 1, "--num-codebooks must be at least 1"),
+    ]
+    for ok, text in checks:
+        if not ok:
+            raise UsageError(text)
+    if opts.output.exists() and not opts.output.is_dir():
+        raise UsageError(f"{opts.output}: is a file (the output is a folder)")
+
+
+def load_codec(model: str | None, device: Any) -> Codec:
+    """The model named by ``--model`` (bundled name or directory; default: the bundled default)."""
+    from codec.commands import load_codec as load
+
+    codec = load(model).to(device)
+    if codec.codebook_size > 1 << 15:
+        raise UsageError(f"{codec.name}: {codec.codebook_size}-entry codebooks do not fit int16 codes")
+    return codec
+
+
+def prepare(opts: TokenizeOptions, codec: Codec, k: int, world_size: int = 1) -> tuple[str, Any]:
+    """Rank 0: ``("done", index)`` for a complete run, else ``("run", None)`` with the plan saved."""
+    if opts.num_codebooks is not None and not 1 <= k <= codec.total_codebooks:
+        raise UsageError(f"--num-codebooks must be in 1..{codec.total_codebooks} for {codec.name}, got {k}")
+    listing = list_inputs(opts.inputs)
+    key = plan_key(listing, codec.name, codec.fingerprint, k, opts.shard_size)
+    out = opts.output
+    if opts.force:
+        remove_run(out)
+    plan = load_plan(out)
+    if plan is None:
+        _check_empty(out)
+        bar = lambda items: _bar(opts, iterable=items, desc="reading headers", unit="file")  # noqa: E731
+        plan = make_plan(listing, key, bar, min_shards=world_size)
+        save_plan(plan, out)
+    elif plan.key != key:
+        raise UsageError(
+            f"{out}: holds another run ({_difference(plan.key, key)}); use --force to start over"
+        )
+    index = _read_json(out / INDEX_NAME)
+    if index is not None and index.get("plan") == plan.digest and _shards_present(out, index):
+        return "done", index
+    return "run", None
+
+
+def _shards_present(out: Path, index: dict[str, Any]) -> bool:
+    """Whether every shard the index lists is still there with its size (else it is redone)."""
+    for shard in index.get("shards", []):
+        path = out / shard["file"]
+        if not path.is_file() or path.stat().st_size != shard["bytes"]:
+            return False
+    return True
+
+
+def _encode_mine(opts: TokenizeOptions, codec: Codec, plan: Plan, k: int, ranks: Ranks) -> EncodeStats:
+    sizes = plan.shard_sizes()
+    mine = [s for s in range(ranks.rank, plan.num_shards, ranks.world_size)]
+    todo = [s for s in mine if shard_info(opts.output, plan, s, sizes[s]) is None]
+    desc = "tokenizing" if ranks.world_size == 1 else f"tokenizing (rank 0 of {ranks.world_size})"
+    bar = _bar(opts, total=sum(sizes[s] for s in todo), desc=desc, unit="file", show=ranks.rank == 0)
+    stats = EncodeStats()
+    start_time = time.perf_counter()
+
+    def advance(batch: EncodeStats) -> None:
+        stats.add(batch)
+        minutes = (time.perf_counter() - start_time) / 60
+        bar.set_postfix_str(f"{stats.audio_seconds / 3600 / max(minutes, 1e-9):.2f} h/min", refresh=False)
+        bar.update(batch.items + batch.errors)
+
+    with bar:
+        for s in todo:
+            encode_shard(codec, plan, s, k, opts.output, opts.batch_seconds, advance, ranks.rank)
+    return stats
+
+
+def finish(out: Path, plan: Plan, codec: Codec, k: int) -> dict[str, Any]:
+    """Rank 0 after every rank is done: check every shard, write errors.csv and index.json."""
+    sizes = plan.shard_sizes()
+    infos = []
+    for s in range(plan.num_shards):
+        info = shard_info(out, plan, s, sizes[s])
+        if info is None:
+            raise OSError(f"{out / shard_name(s)}: missing after the run (a process failed; rerun to finish)")
+        infos.append(info)
+    model = {
+        "name": codec.name,
+        "fingerprint": codec.fingerprint,
+        "sample_rate": codec.sample_rate,
+        "hop_length": codec.hop_length,
+        "frame_rate": codec.frame_rate,
+        "codebook_size": codec.codebook_size,
+        "num_codebooks": k,
+    }
+    index = write_index(out, plan, model, infos)
+    _clear_leftovers(out)
+    return index
+
+
+def _fill(report: TokenizeReport, index: dict[str, Any], already: bool = False) -> TokenizeReport:
+    report.items, report.hours, report.tokens = index["items"], index["hours"], index["tokens"]
+    report.errors, report.shards, report.already_complete = index["errors"], len(index["shards"]), already
+    return report
+
+
+def _is_ours(path: Path) -> bool:
+    """Whether a top-level entry of an output folder is something a run writes."""
+    name = path.name
+    if name in (PLAN_NAME, INDEX_NAME, ERRORS_NAME):
+        return True
+    if name == SHARD_DIR and path.is_dir():
+        return all(_is_shard_file(p) for p in path.iterdir())
+    return _is_leftover(path)
+
+
+def _is_shard_file(path: Path) -> bool:
+    return (path.name.startswith("shard-") and path.suffix == ".parquet") or _is_leftover(path)
+
+
+def _is_leftover(path: Path) -> bool:
+    """A temporary or lock file of :class:`codec.atomic.Output` (a killed writer leaves them)."""
+    return path.name.startswith(".") and (TEMP_MARK in path.name or path.name.endswith(LOCK_SUFFIX))
+
+
+def _check_empty(out: Path) -> None:
+    if out.is_dir():
+        other = sorted(p.name for p in out.iterdir() if not _is_ours(p))
+        if other:
+            raise UsageError(
+                f"{out}: not empty and not a tokenize output (holds {other[0]}); use a new folder"
+            )
+
+
+def remove_run(out: Path) -> None:
+    """``--force``: remove what a tokenize run wrote in ``out`` (refused if it holds anything else)."""
+    if out.is_dir():
+        _check_empty(out)
+        for path in out.iterdir():
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+
+
+def _clear_leftovers(out: Path) -> None:
+    """Temporary and lock files that killed writers left (every writer of this run is done)."""
+    for folder in (out, out / SHARD_DIR):
+        for path in folder.iterdir() if folder.is_dir() else ():
+            if _is_leftover(path):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+
+
+def _difference(old: dict[str, Any], new: dict[str, Any]) -> str:
+    names = {"inputs": "other inputs", "items": "other inputs", "fingerprint": "another model"}
+    for key in ("fingerprint", "num_codebooks", "shard_size", "inputs", "items", "columns", "version"):
+        if old.get(key) != new.get(key):
+            return names.get(key, f"{key} {old.get(key)}, not {new.get(key)}")
+    return "another plan"
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    import json
+
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _bar(opts: TokenizeOptions, show: bool = True, **kwargs: Any) -> tqdm:
+    # disable=None: drawn on a terminal only, so logs and pipes stay clean.
+    return tqdm(
+        disable=True if opts.quiet or not show else None, file=sys.stderr, dynamic_ncols=True, **kwargs
+    )
+
+
+Progress = Callable[[EncodeStats], None]

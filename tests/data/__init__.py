@@ -1,0 +1,1 @@
+"""Tests of codec.data: corpus tokenization and the LM datasets."""

@@ -1,0 +1,120 @@
+"""``codec tokenize`` as a command: bad arguments, two processes (gloo), kill -9 and rerun."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import soundfile as sf
+
+from codec.cli import main
+from tests.conftest import speech_like
+from tests.data.kit import all_ids, check_output
+from tests.faults.kit import cli_command
+
+CLI = cli_command()
+
+
+def _run(argv: list, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *map(str, argv)], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["--shard-size", "0"], "--shard-size: expected a positive integer, got 0"),
+        (["--device", "tpu"], "--device: invalid choice: 'tpu'"),
+        (["--batch-seconds", "nan"], "--batch-seconds: expected a positive number, got nan"),
+    ],
+)
+def test_bad_arguments_are_one_line_and_exit_2(capsys, corpus, tmp_path, argv, match) -> None:
+    code = main(["tokenize", str(corpus), "-o", str(tmp_path / "out"), *argv])
+    err = capsys.readouterr().err
+    assert code == 2 and match in err and len(err.strip().splitlines()) == 1
+
+
+def test_bad_inputs_are_one_line_and_exit_2(capsys, corpus, model_dir, tmp_path) -> None:
+    (tmp_path / "file").write_text("x")
+    for inputs, out, match in [
+        ([tmp_path / "nowhere"], tmp_path / "out", "nowhere: no such file or folder"),
+        ([corpus], tmp_path / "file", "file: is a file (the output is a folder)"),
+    ]:
+        code = main(["tokenize", *map(str, inputs), "-o", str(out), "--model", str(model_dir), "-q"])
+        err = capsys.readouterr().err
+        assert code == 2 and err.startswith("codec: error: ") and match in err
+        assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_two_processes(corpus, model_dir, model, tmp_path) -> None:
+    out = tmp_path / "out"
+    argv = ["tokenize", corpus, "-o", out, "--model", model_dir, "--device", "cpu", "--devices", 2]
+    done = _run(argv)  # 8 items, default --shard-size: still one shard per process
+    assert done.returncode == 0, done.stderr
+    assert "8 items" in done.stdout and "1 error " in done.stdout
+    check_output(out, model, all_ids())
+    index = json.loads((out / "index.json").read_text())
+    ranks = [
+        json.loads(pq.read_schema(out / s["file"]).metadata[b"codec.shard"])["rank"] for s in index["shards"]
+    ]
+    assert ranks == [0, 1]  # each rank its own shard
+
+
+@pytest.fixture(scope="module")
+def many(tmp_path_factory) -> Path:
+    """40 short files: a run of a second or two, long enough to be killed in the middle."""
+    root = tmp_path_factory.mktemp("many")
+    for n in range(40):
+        sf.write(root / f"f{n:02d}.wav", speech_like(1600 + 400 * (n % 7), seed=n).T.numpy(), 16000)
+    (root / "zz_broken.flac").write_bytes(b"fLaC\x00\x00")
+    return root
+
+
+@pytest.mark.slow
+def test_kill_9_at_random_moments_then_rerun(many, model_dir, model, tmp_path) -> None:
+    out = tmp_path / "out"
+    argv = [*CLI, "tokenize", many, "-o", out, "--model", model_dir, "--device", "cpu", "-q"]
+    argv = [str(a) for a in [*argv, "--shard-size", 1, "--batch-seconds", 0.2]]
+    rng = random.Random(os.getpid())
+    kills = 0
+    for target in sorted(rng.sample(range(1, 38), 2)):
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        )
+        while proc.poll() is None and len(list((out / "shards").glob("shard-*.parquet"))) < target:
+            time.sleep(0.003)
+        time.sleep(rng.uniform(0, 0.02))
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert kills >= 1, "every run finished before it could be killed"
+    check_output(out, model, {f"f{n:02d}" for n in range(40)})
+    errors = (out / "errors.csv").read_text().splitlines()
+    assert len(errors) == 2 and errors[1].startswith("zz_broken,")
+    assert not list(out.rglob(".*")), "leftovers of the killed runs"
+
+
+def test_without_the_data_extra_the_command_says_so(monkeypatch, capsys, tmp_path) -> None:
+    import importlib.util
+    import sys
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "pyarrow" else real(name, *a)
+    )
+    monkeypatch.delitem(sys.modules, "codec.data.cli", raising=False)
+    code = main(["tokenize", str(tmp_path), "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "'codec tokenize' is not available" in err and "pip install 'codec[data]'" in err
+    assert len(err.strip().splitlines()) == 1

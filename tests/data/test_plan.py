@@ -1,0 +1,44 @@
+"""Batching of a shard's items: every item once, in order, within the budget and the padding cap."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from codec.data.plan import MAX_PADDING, batches
+
+
+@given(st.lists(st.integers(1, 50_000), max_size=60), st.integers(1, 200_000))
+def test_batches_cover_every_item_within_the_budget(raw: list[int], budget: int) -> None:
+    lengths = sorted(raw)
+    groups = batches(lengths, budget)
+    assert [i for g in groups for i in g] == list(range(len(lengths)))
+    for g in groups:
+        padded = len(g) * max(lengths[i] for i in g)
+        valid = sum(lengths[i] for i in g)
+        assert len(g) == 1 or (padded <= budget and padded <= valid * (1 + MAX_PADDING))
+
+
+def test_batches_fill_up_to_the_budget() -> None:
+    assert batches([10, 10, 10, 10, 10], 30) == [[0, 1, 2], [3, 4]]
+    assert batches([10, 11, 30], 1000) == [[0, 1], [2]]  # 30 with 10 and 11 would be 50% padding
+
+
+def test_unknown_lengths_are_alone() -> None:
+    groups = batches([5, 6, None, None], 100)
+    assert [2] in groups and [3] in groups and [0, 1] in groups
+
+
+def test_shards_are_dealt_by_duration(corpus) -> None:
+    from codec.data.inputs import list_inputs
+    from codec.data.plan import make_plan, plan_key
+
+    listing = list_inputs([str(corpus)])
+    plan = make_plan(listing, plan_key(listing, "m", "f", 4, 3))
+    assert plan.num_shards == 3 and plan.shard_sizes() == [3, 3, 2]
+    assert [e[0] for e in plan.errors()] == ["c/broken"]
+    durations = [[i.num_samples / i.sample_rate for i in plan.shard_items(s)] for s in range(3)]
+    assert all(d == sorted(d) for d in durations)  # each shard shortest first
+    assert sorted(x for d in durations for x in d)[:3] == [d[0] for d in durations]  # dealt round-robin
+    wide = make_plan(listing, plan_key(listing, "m", "f", 4, 100), min_shards=2)
+    assert wide.shard_sizes() == [4, 4] and wide.digest != plan.digest
