@@ -3,7 +3,8 @@
 Promises, each held by a test:
 
 * batch invariance: item ``i`` of a padded batch gets exactly the codes it gets alone and
-  decodes to the same samples;
+  decodes to the same samples (bit for bit on one CPU thread: with several, the matrix
+  products' summation order can follow the batch shape and flip a near-tie code);
 * determinism: the same input gives the same codes, across runs and batch sizes;
 * variable bitrate: the first ``k`` codebooks are a valid lower-bitrate encoding;
 * streaming parity: a causal model streamed in any chunking gives the offline result.
