@@ -137,3 +137,13 @@ def test_ema_weights_are_kept_and_exported(tmp_path, audio_dir, val_dir):
     assert result.used_ema
     loaded = dict(load_model(result.directory).named_parameters())
     torch.testing.assert_close(loaded["decoder.head.proj.weight"], ema["decoder.head.proj.weight"])
+
+
+def test_a_run_ending_off_the_checkpoint_grid_saves_its_last_step(tmp_path, audio_dir, val_dir):
+    # The debug preset checkpoints every 25 steps: a 30-step run must not lose steps 26-30.
+    preset = debug_preset(audio_dir, val_dir, max_steps=30)
+    train(preset, RunOptions(run_dir=tmp_path, accelerator="cpu", progress_bar=False))
+    names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert names == ["last.ckpt", "step0000025.ckpt", "step0000030.ckpt"]
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert last["global_step"] == 30
