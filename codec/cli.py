@@ -84,15 +84,15 @@ def _add_coding_parsers(sub: argparse._SubParsersAction, common: argparse.Argume
         "--num-codebooks", type=int, help="codebooks to keep (default: all; fewer = lower bitrate)"
     )
     enc.add_argument(
-        "--sample-rate", type=_positive_int, help="rate of raw PCM on stdin (default: model rate)"
+        "--sample-rate", type=positive_int, help="rate of raw PCM on stdin (default: model rate)"
     )
-    enc.add_argument("--channels", type=_positive_int, help="channels of raw PCM on stdin (default: 1)")
+    enc.add_argument("--channels", type=positive_int, help="channels of raw PCM on stdin (default: 1)")
     enc.add_argument(
-        "--block-seconds", type=_positive_float, default=10.0, help="audio coded per step (bounds memory)"
+        "--block-seconds", type=positive_float, default=10.0, help="audio coded per step (bounds memory)"
     )
     enc.set_defaults(run=_command("run_encode"))
     dec = sub.add_parser("decode", parents=[coding], help="token file or stream -> audio (.wav/.flac/.ogg)")
-    dec.add_argument("--sample-rate", type=_positive_int, help="output rate (default: the original rate)")
+    dec.add_argument("--sample-rate", type=positive_int, help="output rate (default: the original rate)")
     dec.add_argument(
         "--format", choices=["wav", "flac", "ogg"], default="wav", help="folder mode output format"
     )
@@ -115,7 +115,7 @@ def _device(text: str) -> str:
     return text
 
 
-def _positive_float(text: str) -> float:
+def positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -125,7 +125,7 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:

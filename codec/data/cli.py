@@ -10,6 +10,8 @@ import argparse
 import importlib.util
 from pathlib import Path
 
+from codec.cli import positive_float, positive_int
+
 # The extra's packages; a missing one makes `codec tokenize` an explained stub (codec.cli).
 for _name in ("pyarrow",):
     if importlib.util.find_spec(_name) is None:
@@ -28,19 +30,17 @@ def add_tokenize_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
                    "CSV/JSONL manifests (a 'path' column, optional 'id', other columns carried)")  # fmt: skip
     p.add_argument("-o", "--output", required=True, type=Path, metavar="OUT", help="output folder")
     p.add_argument("--model", help="bundled model name or model directory (default: the bundled default)")
-    p.add_argument("--num-codebooks", type=_positive_int, help="codebooks to keep (default: all)")
+    p.add_argument("--num-codebooks", type=positive_int, help="codebooks to keep (default: all)")
     p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto", help="default: %(default)s")
-    p.add_argument("--devices", type=_positive_int, default=1, help="processes per node, one device each")
-    p.add_argument(
-        "--num-nodes", type=_positive_int, default=1, help="nodes (SLURM or MASTER_ADDR/NODE_RANK)"
-    )
+    p.add_argument("--devices", type=positive_int, default=1, help="processes per node, one device each")
+    p.add_argument("--num-nodes", type=positive_int, default=1, help="nodes (SLURM or MASTER_ADDR/NODE_RANK)")
     p.add_argument(
         "--batch-seconds",
-        type=_positive_float,
+        type=positive_float,
         default=60.0,
         help="padded audio per model call (default: 60)",
     )
-    p.add_argument("--shard-size", type=_positive_int, default=1000, help="items per shard (default: 1000)")
+    p.add_argument("--shard-size", type=positive_int, default=1000, help="items per shard (default: 1000)")
     p.add_argument("--force", action="store_true", help="remove an earlier run in OUT and start over")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
@@ -72,23 +72,3 @@ def run_tokenize(args: argparse.Namespace) -> int:
     if report.rank == 0:
         print(report.summary(), flush=True)
     return 0
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return value
