@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from codec import exitcodes
 from codec.exitcodes import EXIT_OK, UsageError
@@ -107,34 +108,47 @@ def _train(args: argparse.Namespace) -> int:
     except ImportError:
         raise UsageError(_MISSING_EXTRA) from None
     from codec.train.config import load_train_preset
-    from codec.train.runner import RunOptions, apply_overrides, train
+    from codec.train.runner import train
 
     preset = load_train_preset(args.config)
-    train_cfg = apply_overrides(
-        preset.train,
-        args.data,
-        args.val_data,
-        args.max_steps,
-        args.precision,
-        args.batch_size,
-        args.num_workers,
+    preset = type(preset)(preset.model, overridden(preset.train, args))
+    resume = checked_resume(args)
+    if args.num_nodes < 1:
+        raise UsageError("--num-nodes must be at least 1")
+    run_dir = Path(args.run_dir or Path("runs") / preset.model.name)
+    train(preset, run_options(args, run_dir, resume, num_nodes=args.num_nodes))
+    return EXIT_OK
+
+
+def overridden(train_cfg: Any, args: argparse.Namespace) -> Any:
+    """``train_cfg`` with the command line's data and optimisation overrides applied."""
+    from codec.train.runner import apply_overrides
+
+    return apply_overrides(
+        train_cfg, args.data, args.val_data, args.max_steps, args.precision, args.batch_size, args.num_workers
     )
-    preset = type(preset)(preset.model, train_cfg)
+
+
+def checked_resume(args: argparse.Namespace) -> Path | None:
+    """``--resume`` as a path; a usage error when it names no file."""
     resume = Path(args.resume) if args.resume else None
     if resume is not None and not resume.is_file():
         raise UsageError(f"{resume}: no such checkpoint")
-    if args.num_nodes < 1:
-        raise UsageError("--num-nodes must be at least 1")
-    options = RunOptions(
-        run_dir=Path(args.run_dir or Path("runs") / preset.model.name),
+    return resume
+
+
+def run_options(args: argparse.Namespace, run_dir: Path, resume: Path | None, **extra: Any) -> Any:
+    """The :class:`codec.train.runner.RunOptions` the shared run arguments describe."""
+    from codec.train.runner import RunOptions
+
+    return RunOptions(
+        run_dir=run_dir,
         devices=_devices(args.devices),
-        num_nodes=args.num_nodes,
         accelerator="gpu" if args.accelerator == "cuda" else args.accelerator,
         resume=resume,
         progress_bar=not args.no_progress,
+        **extra,
     )
-    train(preset, options)
-    return EXIT_OK
 
 
 def run_export(args: argparse.Namespace) -> int:

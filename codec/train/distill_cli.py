@@ -59,39 +59,20 @@ def distill_command(args: argparse.Namespace) -> int:
         import lightning  # noqa: F401
     except ImportError:
         raise UsageError(_MISSING_EXTRA) from None
-    from codec.train.cli import _devices
+    from codec.train.cli import checked_resume, overridden, run_options
     from codec.train.distill import load_distill_preset
     from codec.train.distill_run import distill
-    from codec.train.runner import RunOptions, apply_overrides
     from codec.train.warmstart import resolve_model_dir
 
     preset = load_distill_preset(args.config)
     from codec.checkpoint import read_config
 
     read_config(resolve_model_dir(args.teacher))  # a clear error before any work
-    train_cfg = apply_overrides(
-        preset.train,
-        args.data,
-        args.val_data,
-        args.max_steps,
-        args.precision,
-        args.batch_size,
-        args.num_workers,
-    )
+    train_cfg = overridden(preset.train, args)
     distill_cfg = preset.distill
     if args.cache_dir:
         distill_cfg = dataclasses.replace(distill_cfg, cache_dir=args.cache_dir)
     preset = dataclasses.replace(preset, train=train_cfg, distill=distill_cfg)
-    resume = Path(args.resume) if args.resume else None
-    if resume is not None and not resume.is_file():
-        raise UsageError(f"{resume}: no such checkpoint")
-    options = RunOptions(
-        run_dir=Path(args.run_dir),
-        devices=_devices(args.devices),
-        accelerator="gpu" if args.accelerator == "cuda" else args.accelerator,
-        resume=resume,
-        progress_bar=not args.no_progress,
-        max_seconds=args.max_seconds,
-    )
+    options = run_options(args, Path(args.run_dir), checked_resume(args), max_seconds=args.max_seconds)
     distill(preset, args.teacher, options)
     return EXIT_OK
