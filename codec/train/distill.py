@@ -35,7 +35,7 @@ from codec.config import CodecConfig, ConfigError, from_dict, load_preset
 from codec.model import CodecModel, ModelOutput
 from codec.quantize import ResidualVQ
 from codec.train.config import TrainConfig
-from codec.train.warmstart import frozen_quantize
+from codec.train.warmstart import forward_with_latent
 
 
 @dataclass(frozen=True)
@@ -184,21 +184,8 @@ def teacher_targets(teacher: CodecModel, wav: torch.Tensor) -> TeacherTargets:
 def student_forward(
     model: CodecModel, wav: torch.Tensor, frozen: tuple[str, ...]
 ) -> tuple[torch.Tensor, ModelOutput]:
-    """Training forward that also returns the encoder latent ``[N, F, D]`` (frozen parts in eval mode).
-
-    The same computation as :func:`codec.train.warmstart.generator_forward`.
-    """
-    for name in frozen:
-        getattr(model, name).eval()
-    with torch.set_grad_enabled("encoder" not in frozen and torch.is_grad_enabled()):
-        latent = model.encoder(wav)
-    n, f, d = latent.shape
-    flat = latent.reshape(n * f, d)
-    if "quantizer" in frozen:
-        q = frozen_quantize(model.quantizer, flat, model.training)
-    else:
-        q = model.quantizer(flat)
-    return latent, ModelOutput(model.synthesize(q.quantized.reshape(n, f, d).to(latent.dtype)), q)
+    """Training forward that also returns the encoder latent ``[N, F, D]`` (frozen parts in eval mode)."""
+    return forward_with_latent(model, wav, frozen)
 
 
 def code_cross_entropy(

@@ -95,6 +95,14 @@ def generator_forward(model: CodecModel, wav: torch.Tensor, frozen: tuple[str, .
     """``model(wav)`` for training, with the ``frozen`` parts in eval mode and without gradients."""
     if not frozen:
         return model(wav)
+    return forward_with_latent(model, wav, frozen)[1]
+
+
+def forward_with_latent(
+    model: CodecModel, wav: torch.Tensor, frozen: tuple[str, ...]
+) -> tuple[torch.Tensor, ModelOutput]:
+    """The training forward step by step: encoder latent ``[N, F, D]`` and the model's output,
+    with the ``frozen`` parts in eval mode and without gradients."""
     for name in frozen:
         getattr(model, name).eval()
     with torch.set_grad_enabled("encoder" not in frozen and torch.is_grad_enabled()):
@@ -105,4 +113,4 @@ def generator_forward(model: CodecModel, wav: torch.Tensor, frozen: tuple[str, .
         q = frozen_quantize(model.quantizer, flat, model.training)
     else:
         q = model.quantizer(flat)
-    return ModelOutput(model.synthesize(q.quantized.reshape(n, f, d).to(latent.dtype)), q)
+    return latent, ModelOutput(model.synthesize(q.quantized.reshape(n, f, d).to(latent.dtype)), q)
