@@ -127,16 +127,7 @@ class DistillationModule(CodecTrainingModule):
             logs[f"distill/{name}"] = value.detach()
             if weight > 0:
                 total = total + weight * value
-        opt_g.zero_grad(set_to_none=True)
-        self.manual_backward(total)
-        self.clip_gradients(opt_g, self.cfg.optimizer.grad_clip, "norm")
-        opt_g.step()
-        self.untoggle_optimizer(opt_g)
-        sch_g.step()
-        self._update_ema()
-        self._count_codes(out)
-        logs["loss/total"] = total.detach()
-        logs["lr"] = torch.tensor(sch_g.get_last_lr()[0])
+        self._generator_update(opt_g, sch_g, total, out, logs)
         if self.cache is not None:
             logs["distill/cache_hits"] = torch.tensor(float(self.cache.hits))
         self.log_dict({f"train/{k}": v for k, v in logs.items()}, on_step=True, prog_bar=False)

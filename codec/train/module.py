@@ -132,6 +132,21 @@ class CodecTrainingModule(ValidationMixin, L.LightningModule):
         start = self.cfg.discriminator.start_step
         return start is not None and self.global_step >= start
 
+    def _generator_update(
+        self, opt_g: Any, sch_g: Any, total: torch.Tensor, out: ModelOutput, logs: dict[str, torch.Tensor]
+    ) -> None:
+        """Backward ``total``, clip and step the generator (and its EMA); log the total and lr."""
+        opt_g.zero_grad(set_to_none=True)
+        self.manual_backward(total)
+        self.clip_gradients(opt_g, self.cfg.optimizer.grad_clip, "norm")
+        opt_g.step()
+        self.untoggle_optimizer(opt_g)
+        sch_g.step()
+        self._update_ema()
+        self._count_codes(out)
+        logs["loss/total"] = total.detach()
+        logs["lr"] = torch.tensor(sch_g.get_last_lr()[0])
+
     def training_step(self, batch: torch.Tensor | list[torch.Tensor], batch_idx: int) -> None:
         """Args: batch ``[B, T]`` waveform crops (T a multiple of the hop), or ``[crops,
         teacher features [B, F, D]]`` with precomputed semantic distillation targets."""
@@ -152,16 +167,7 @@ class CodecTrainingModule(ValidationMixin, L.LightningModule):
             logs["loss/semantic"] = semantic.detach()
             if self.cfg.semantic.weight > 0:
                 total = total + self.cfg.semantic.weight * semantic
-        opt_g.zero_grad(set_to_none=True)
-        self.manual_backward(total)
-        self.clip_gradients(opt_g, self.cfg.optimizer.grad_clip, "norm")
-        opt_g.step()
-        self.untoggle_optimizer(opt_g)
-        sch_g.step()
-        self._update_ema()
-        self._count_codes(out)
-        logs["loss/total"] = total.detach()
-        logs["lr"] = torch.tensor(sch_g.get_last_lr()[0])
+        self._generator_update(opt_g, sch_g, total, out, logs)
         self.log_dict({f"train/{k}": v for k, v in logs.items()}, on_step=True, prog_bar=False)
         if "loss/mel" in logs:
             self.log("mel", logs["loss/mel"], prog_bar=True, logger=False)
