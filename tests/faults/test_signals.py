@@ -35,8 +35,22 @@ def long_tokens(tmp_path_factory, debug_codec: Codec) -> Path:
     return write_codes(tmp_path_factory.mktemp("tok") / "long.cdc", debug_codec.encode(wav, 16000))
 
 
+def _default_signals() -> None:
+    # A shell starts background jobs with SIGINT ignored (and nohup ignores SIGHUP), and an
+    # ignored signal stays ignored across exec: the runs under test get the dispositions a
+    # terminal gives them, whatever the test run itself was started under.
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def _start(argv: list, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([*CLI, *map(str, argv)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+    return subprocess.Popen(
+        [*CLI, *map(str, argv)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=_default_signals,
+        **kwargs,
+    )
 
 
 def _wait_for(folder: Path, pattern: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
