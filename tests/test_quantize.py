@@ -238,3 +238,24 @@ def test_kmeans_seeds_are_distinct_even_with_fewer_samples_than_clusters() -> No
         centroids = kmeans(samples, clusters, iters=3)
         assert torch.unique(centroids, dim=0).shape[0] == clusters
     assert torch.isfinite(kmeans(torch.ones(1, 4), 3)).all()
+
+
+@pytest.mark.parametrize("kind", ["factorized", "euclidean"])
+def test_cached_decode_table_follows_weight_changes(kind: str) -> None:
+    """Inference decodes through a table built once per set of weights: a weight written in
+    place afterwards (an optimiser step, a loaded state) must show in the next decode."""
+    dim = 4 if kind == "factorized" else 16
+    rvq = _rvq(kind=kind, codebook_dim=dim, dropout=0.0).eval()
+    x = torch.randn(20, 16)
+    with torch.no_grad():
+        codes = rvq.encode(x)
+        before = rvq.decode(codes)  # builds the table
+        target = rvq.levels[2].out_proj.weight if kind == "factorized" else rvq.levels[2].codebook.embed
+        target.mul_(2.0)
+        after = rvq.decode(codes)
+    fresh = _rvq(kind=kind, codebook_dim=dim, dropout=0.0).eval()
+    fresh.load_state_dict(rvq.state_dict())
+    with torch.no_grad():
+        assert not torch.equal(before, after)
+        assert torch.equal(after, fresh.decode(codes))
+        assert torch.equal(rvq.encode(x), fresh.encode(x))

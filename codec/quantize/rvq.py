@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from codec.config import QuantizerConfig
-from codec.kernels.rvq import rvq_decode, rvq_encode
+from codec.kernels.rvq import reference, rvq_decode, rvq_encode
 from codec.quantize.vq import VectorQuantizer
 
 
@@ -45,6 +45,8 @@ class _Packed:
     out_codebooks: torch.Tensor
     in_weight: torch.Tensor | None
     in_bias: torch.Tensor | None
+    stages: reference.EncodeStages
+    table: reference.DecodeTable | None = None  # built at the first decode
 
 
 class ResidualVQ(nn.Module):
@@ -89,6 +91,10 @@ class ResidualVQ(nn.Module):
                 out_codebooks=torch.stack([p[2] for p in parts]).contiguous(),
                 in_weight=torch.stack([lvl.in_proj.weight for lvl in self.levels]) if projected else None,
                 in_bias=torch.stack([lvl.in_proj.bias for lvl in self.levels]) if projected else None,
+                stages=None,  # type: ignore[arg-type]  # set below, from the stacked tensors
+            )
+            packed.stages = reference.prepare_encode(
+                packed.search, packed.search_bias, packed.out_codebooks, packed.in_weight, packed.in_bias
             )
         self._cache = (versions, packed)
         return packed
@@ -104,12 +110,17 @@ class ResidualVQ(nn.Module):
         p = self._packed()
         in_w = None if p.in_weight is None else p.in_weight[:k]
         in_b = None if p.in_bias is None else p.in_bias[:k]
-        codes, _ = rvq_encode(latent, p.search[:k], p.search_bias[:k], p.out_codebooks[:k], in_w, in_b)
+        codes, _ = rvq_encode(
+            latent, p.search[:k], p.search_bias[:k], p.out_codebooks[:k], in_w, in_b, stages=p.stages.head(k)
+        )
         return codes
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """Args: codes ``[M, K]`` with K <= total_codebooks. Returns latent ``[M, D]`` float32."""
-        return rvq_decode(codes, self._packed().out_codebooks)
+        p = self._packed()
+        if p.table is None:
+            p.table = reference.prepare_decode(p.out_codebooks)
+        return rvq_decode(codes, p.out_codebooks, table=p.table)
 
     def _kmeans_init(self, latent: torch.Tensor) -> None:
         """Seed uninitialised codebooks level by level from the residuals of this batch."""

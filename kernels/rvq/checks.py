@@ -75,6 +75,14 @@ def check_encode_args(
         )
 
 
+def check_encode_input(x: torch.Tensor, dim: int, device: torch.device) -> None:
+    """Raise ``ValueError`` unless ``x`` is a float ``[N, dim]`` tensor on ``device`` (the check
+    left when the other arguments come prepared, already checked, see ``rvq_encode(stages=...)``)."""
+    _expect(x.dim() == 2 and x.shape[1] == dim, lambda: f"x must be [N, D={dim}], got shape {_shape(x)}")
+    _expect(x.dtype in _FLOATS, lambda: f"RVQ inputs must be float16/bfloat16/float32, got {x.dtype}")
+    _expect(x.device == device, lambda: f"all RVQ inputs must be on {device}, got x on {x.device}")
+
+
 def check_decode_args(codes: torch.Tensor, out_codebooks: torch.Tensor) -> None:
     """Raise ``ValueError`` unless codes ``[N, K]`` fit out_codebooks ``[K', S, D]`` (``K <= K'``)."""
     _expect(codes.dim() == 2, lambda: f"codes must be [N, K], got shape {_shape(codes)}")

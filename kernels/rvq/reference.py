@@ -23,7 +23,74 @@ This is the specification for every backend.
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 import torch
+
+
+@dataclass(frozen=True)
+class EncodeStages:
+    """The per-stage float32 views :func:`encode_stages` works on (see :func:`prepare_encode`).
+
+    Built once per set of weights by a caller that encodes many times (a streaming quantizer):
+    at one frame per call, re-deriving them costs as much as a third of the search.
+    """
+
+    neg_bias: tuple[torch.Tensor, ...]  # [S] each
+    search_t: tuple[torch.Tensor, ...]  # [d, S] each
+    out_codebooks: tuple[torch.Tensor, ...]  # [S, D] each
+    proj: tuple[torch.Tensor | None, ...]  # [D, d] each, or None
+    proj_bias: tuple[torch.Tensor | None, ...]  # [d] each, or None
+
+    def __len__(self) -> int:
+        return len(self.neg_bias)
+
+    def head(self, stages: int) -> EncodeStages:
+        """The first ``stages`` stages."""
+        if stages == len(self):
+            return self
+        return EncodeStages(*(getattr(self, f.name)[:stages] for f in dataclasses.fields(self)))
+
+
+def prepare_encode(
+    search: torch.Tensor,
+    search_bias: torch.Tensor,
+    out_codebooks: torch.Tensor,
+    in_weight: torch.Tensor | None = None,
+    in_bias: torch.Tensor | None = None,
+) -> EncodeStages:
+    """Per-stage views of the arguments of :func:`rvq_encode` (shapes as there)."""
+    stages = search.shape[0]
+    if in_weight is None:
+        proj: tuple[torch.Tensor | None, ...] = (None,) * stages
+        proj_bias: tuple[torch.Tensor | None, ...] = (None,) * stages
+    else:
+        proj, proj_bias = in_weight.float().unbind(0), in_bias.float().unbind(0)
+    return EncodeStages(
+        search_bias.float().neg().unbind(0),
+        search.float().transpose(1, 2).unbind(0),
+        out_codebooks.float().unbind(0),
+        proj,
+        proj_bias,
+    )
+
+
+def encode_stages(
+    x: torch.Tensor, stages: EncodeStages, return_quantized: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """:func:`rvq_encode` on prepared stages: codes ``[N, K]`` int64 and, optionally, the
+    quantized latent ``[N, D]`` float32 for latents ``x [N, D]``."""
+    r = x.float()
+    codes = []
+    for k in range(len(stages)):
+        proj = stages.proj[k]
+        z = r if proj is None else torch.addmm(stages.proj_bias[k], r, proj)
+        idx = torch.addmm(stages.neg_bias[k], z, stages.search_t[k]).argmax(dim=-1)
+        codes.append(idx)
+        r = r - stages.out_codebooks[k][idx]
+    quantized = x.float() - r if return_quantized else None
+    return torch.stack(codes, dim=1), quantized
 
 
 def rvq_encode(
@@ -45,26 +112,46 @@ def rvq_encode(
     Returns:
         codes ``[N, K]`` int64 and the quantized latent ``[N, D]`` float32 (or None).
     """
-    r = x.float()
-    # Per-stage views taken once (unbind), not indexed per stage: at one frame per call the
-    # per-op overhead is most of the cost.
-    stages = search.shape[0]
-    neg_bias = search_bias.float().neg().unbind(0)
-    search_t = search.float().transpose(1, 2).unbind(0)
-    out_cb = out_codebooks.float().unbind(0)
-    if in_weight is None:
-        proj: tuple[torch.Tensor | None, ...] = (None,) * stages
-        proj_bias: tuple[torch.Tensor | None, ...] = (None,) * stages
-    else:
-        proj, proj_bias = in_weight.float().unbind(0), in_bias.float().unbind(0)
-    codes = []
-    for k in range(stages):
-        z = r if proj[k] is None else torch.addmm(proj_bias[k], r, proj[k])
-        idx = torch.addmm(neg_bias[k], z, search_t[k]).argmax(dim=-1)
-        codes.append(idx)
-        r = r - out_cb[k][idx]
-    quantized = x.float() - r if return_quantized else None
-    return torch.stack(codes, dim=1), quantized
+    stages = prepare_encode(search, search_bias, out_codebooks, in_weight, in_bias)
+    return encode_stages(x, stages, return_quantized)
+
+
+# Inputs up to this many values ([N, K, D]) are decoded with one gather and one sum instead
+# of K of each: at one frame per call (streaming) the per-op overhead is most of the cost.
+ONE_GATHER = 1 << 20
+
+
+@dataclass(frozen=True)
+class DecodeTable:
+    """Every stage's codewords in one ``[K * S + 1, D]`` float32 table whose last row is zero,
+    and each stage's first row ``[K]``: a code is one row, a code outside ``[0, S)`` the zero row.
+    Built once per set of weights by :func:`prepare_decode`."""
+
+    rows: torch.Tensor
+    offsets: torch.Tensor
+    size: int
+
+    @property
+    def zero_row(self) -> int:
+        return self.rows.shape[0] - 1
+
+
+def prepare_decode(out_codebooks: torch.Tensor) -> DecodeTable:
+    """The :class:`DecodeTable` of ``out_codebooks [K, S, D]``."""
+    stages, size, dim = out_codebooks.shape
+    rows = torch.cat(
+        [out_codebooks.float().reshape(-1, dim), out_codebooks.new_zeros(1, dim, dtype=torch.float32)]
+    )
+    offsets = torch.arange(stages, device=out_codebooks.device) * size
+    return DecodeTable(rows, offsets, size)
+
+
+def decode_table(codes: torch.Tensor, table: DecodeTable) -> torch.Tensor:
+    """:func:`rvq_decode` for small inputs, on a prepared table: codes ``[N, K]`` -> ``[N, D]``."""
+    codes = codes.long()
+    outside = torch.floor_divide(codes, table.size) != 0  # below 0 or at/after S
+    index = torch.where(outside, table.zero_row, codes + table.offsets[: codes.shape[1]])
+    return table.rows[index].sum(1)
 
 
 def rvq_decode(codes: torch.Tensor, out_codebooks: torch.Tensor) -> torch.Tensor:
@@ -74,14 +161,11 @@ def rvq_decode(codes: torch.Tensor, out_codebooks: torch.Tensor) -> torch.Tensor
     """
     n, num_stages = codes.shape
     size, dim = out_codebooks.shape[1], out_codebooks.shape[2]
+    if n * num_stages * dim <= ONE_GATHER:
+        return decode_table(codes, prepare_decode(out_codebooks[:num_stages]))
     table = out_codebooks[:num_stages].float()
     valid = (codes >= 0) & (codes < size)
     codes = torch.where(valid, codes, 0).long()
-    if n * num_stages * dim <= 1 << 20:
-        # Small inputs (streaming): one gather and one sum instead of K of each.
-        offsets = torch.arange(num_stages, device=codes.device) * size
-        rows = table.reshape(-1, dim)[codes + offsets]
-        return torch.where(valid[..., None], rows, 0.0).sum(1)
     out = torch.zeros(n, dim, device=codes.device, dtype=torch.float32)
     for k in range(num_stages):
         out += torch.where(valid[:, k, None], table[k][codes[:, k]], 0.0)

@@ -352,3 +352,29 @@ def test_training_forward_same_codes_and_gradients(monkeypatch) -> None:
     assert len(results["reference"][1]) == len(results["triton"][1]) > 0
     for g_ref, g_tri in zip(*(results[b][1] for b in ("reference", "triton")), strict=True):
         torch.testing.assert_close(g_ref, g_tri, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("kind", ["factorized", "euclidean"])
+def test_prepared_weights_give_the_plain_results(kind: str, monkeypatch) -> None:
+    """Prepared stages (``stages=``) and decode tables (``table=``), built once for all stages and
+    used for fewer, give bit for bit what the plain calls give, out-of-range codes included."""
+    monkeypatch.setenv("CODEC_KERNELS", "reference")
+    p = make_problem(kind, 37, 24, 50, 5)
+    stages = reference.prepare_encode(*p.args[1:])
+    table = reference.prepare_decode(p.out_codebooks)
+    for k in (1, 3, 5):
+        cut = [None if t is None else t[:k] for t in p.args[1:]]
+        plain, quant = rvq_encode(p.x, *cut, True)
+        prepared, prepared_quant = rvq_encode(p.x, *cut, True, stages=stages.head(k))
+        assert torch.equal(prepared, plain) and torch.equal(prepared_quant, quant)
+        codes = plain.clone()
+        codes[0, 0], codes[1, k - 1], codes[2, k // 2] = 50, -1, -(2**40)  # outside [0, S): add zero
+        want = torch.zeros(37, 24)
+        for j in range(k):
+            ok = (codes[:, j] >= 0) & (codes[:, j] < 50)
+            want[ok] += p.out_codebooks[j][codes[ok, j]]
+        got = rvq_decode(codes, p.out_codebooks, table=table)
+        torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
+        assert torch.equal(got, rvq_decode(codes, p.out_codebooks[:k]))
+    with pytest.raises(ValueError, match="x must be"):
+        rvq_encode(p.x[:, :5], *p.args[1:], stages=stages)
