@@ -45,7 +45,7 @@ from codec.train.config import Preset, load_train_preset
 from codec.train.data import find_audio, normalize_loudness, read_audio
 from codec.train.semantic.align import SemanticHead
 from codec.train.semantic.config import SemanticConfig
-from codec.train.semantic.objective import INIT_SEED
+from codec.train.semantic.objective import SemanticObjective
 from codec.train.semantic.teacher import Teacher, load_teacher, random_teacher
 
 SECTION = "Semantic distillation (first codebook)"
@@ -57,8 +57,14 @@ def teacher() -> torch.nn.Module:
     return random_teacher("wavlm", dim=64, num_layers=2, seed=0)
 
 
-# Runs: name -> train.semantic.normalize (None: the option off).
-VARIANTS: dict[str, bool | None] = {"off": None, "on": True, "on_raw": False}
+# Runs: name -> (train.semantic.normalize, head kind; None: the command line's --head), or
+# None for the option off.
+VARIANTS: dict[str, tuple[bool, str | None] | None] = {
+    "off": None,
+    "on": (True, None),
+    "on_linear": (True, "linear"),
+    "on_raw": (False, "linear"),
+}
 
 
 def make_preset(args: argparse.Namespace, variant: str) -> Preset:
@@ -69,19 +75,32 @@ def make_preset(args: argparse.Namespace, variant: str) -> Preset:
     logging = dataclasses.replace(t.logging, every_n_steps=args.log_every, val_every_n_steps=10**6)
     checkpoint = dataclasses.replace(t.checkpoint, every_n_steps=10**6)
     disc = dataclasses.replace(t.discriminator, start_step=None)  # spectral losses only (CPU budget)
-    sem = SemanticConfig()
-    normalize = VARIANTS[variant]
-    if normalize is not None:
-        features = str(args.out / "features")
-        sem = SemanticConfig(TEACHER, args.layer, args.weight, "cosine", normalize, features)
+    sem = semantic_config(args, variant)
     train = dataclasses.replace(
         t, seed=args.seed, max_steps=args.steps, data=data, logging=logging, checkpoint=checkpoint
     )
     train = dataclasses.replace(train, discriminator=disc, semantic=sem)
     quantizer = dataclasses.replace(
-        base.model.quantizer, codebook_size=args.codebook_size, codebook_dim=args.codebook_dim
+        base.model.quantizer,
+        codebook_size=args.codebook_size,
+        codebook_dim=args.codebook_dim,
+        kmeans_init=args.kmeans_init,
+        dead_code_threshold=args.dead_code_threshold,
     )
     return Preset(dataclasses.replace(base.model, quantizer=quantizer), train)
+
+
+def semantic_config(args: argparse.Namespace, variant: str) -> SemanticConfig:
+    """The ``train.semantic`` section of a run (off for ``off``)."""
+    spec = VARIANTS[variant]
+    if spec is None:
+        return SemanticConfig()
+    normalize, head = spec
+    features = str(args.out / "features")
+    return SemanticConfig(
+        TEACHER, args.layer, args.weight, "cosine", normalize, features,
+        head=head or args.head, head_kernel=args.head_kernel, head_width=args.head_width,
+    )  # fmt: skip
 
 
 def run(name: str, args: argparse.Namespace) -> Path:
@@ -134,16 +153,28 @@ def frames(model: CodecModel, teach: Teacher, wavs: list[torch.Tensor]) -> Frame
         codes.append(first[:, 0])
         xs.append(model.quantizer.decode(first))
         ys.append(teach.frame_features(wav, rate, rate / hop, latent.shape[0])[0])
-    return Frames(torch.cat(codes), torch.cat(xs).double(), torch.cat(ys).double())
+    lengths = [len(c) for c in codes]
+    return Frames(torch.cat(codes), torch.cat(xs).double(), torch.cat(ys).double(), lengths)
 
 
 @dataclasses.dataclass
 class Frames:
-    """``codes [M]``, first-codebook quantized latents ``x [M, D]``, teacher features ``y [M, Dt]``."""
+    """``codes [M]``, first-codebook quantized latents ``x [M, D]``, teacher features ``y [M, Dt]``
+    of clips of ``lengths`` frames, one after the other."""
 
     codes: torch.Tensor
     x: torch.Tensor
     y: torch.Tensor
+    lengths: list[int]
+
+    def neighbours(self, context: int) -> torch.Tensor:
+        """``[M, (2 context + 1) D]``: each frame's ``x`` with its ``context`` neighbours on
+        either side in the same clip (zeros beyond its ends), as the ``conv`` head reads them."""
+        out = []
+        for x in self.x.split(self.lengths):
+            padded = F.pad(x.T, (context, context)).T
+            out.append(torch.cat([padded[i : i + len(x)] for i in range(2 * context + 1)], 1))
+        return torch.cat(out)
 
 
 def _scores(pred: torch.Tensor, y: torch.Tensor, mean: torch.Tensor) -> tuple[float, float]:
@@ -151,14 +182,15 @@ def _scores(pred: torch.Tensor, y: torch.Tensor, mean: torch.Tensor) -> tuple[fl
     return raw, F.cosine_similarity(pred - mean, y - mean, dim=-1).mean().item()
 
 
-def probe(train: Frames, dev: Frames, ridge: float) -> tuple[float, float]:
-    """Ridge regression from the quantized latents, train -> dev: (cosine, centred cosine)."""
-    x, y = train.x, train.y
+def probe(train: Frames, dev: Frames, ridge: float, context: int = 0) -> tuple[float, float]:
+    """Ridge regression from the quantized latents (of each frame and ``context`` neighbours on
+    either side), train -> dev: (cosine, centred cosine)."""
+    x, y, dev_x = train.neighbours(context), train.y, dev.neighbours(context)
     xb = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], 1)
     reg = ridge * torch.eye(xb.shape[1], dtype=x.dtype)
     reg[-1, -1] = 0  # the bias is not shrunk
     w = torch.linalg.solve(xb.T @ xb + reg, xb.T @ y)
-    pred = torch.cat([dev.x, torch.ones(len(dev.x), 1, dtype=x.dtype)], 1) @ w
+    pred = torch.cat([dev_x, torch.ones(len(dev_x), 1, dtype=x.dtype)], 1) @ w
     return _scores(pred, dev.y, y.mean(0))
 
 
@@ -173,20 +205,24 @@ def code_probe(train: Frames, dev: Frames, size: int) -> tuple[float, float]:
 
 
 def dev_loss(head: SemanticHead, dev: Frames) -> float:
-    """The distillation loss on held-out frames: 1 - cosine(projection, teacher), the teacher's
-    features standardised over the dev frames when the run standardised them."""
+    """The distillation loss on held-out frames: 1 - cosine(projection, teacher), each clip
+    projected on its own, the teacher's features standardised over the dev frames when the run
+    standardised them."""
     y = (dev.y - dev.y.mean(0)) / (dev.y.std(0) + 1e-5) if head.norm is not None else dev.y
     with torch.no_grad():
-        pred = head.proj(dev.x.float()).double()
+        pred = torch.cat([head.predict(x[None].float())[0] for x in dev.x.split(dev.lengths)]).double()
     return 1 - F.cosine_similarity(pred, y, dim=-1).mean().item()
 
 
-def initial_head(head: SemanticHead) -> SemanticHead:
-    """``head`` with the projection training starts from (seeded as :class:`SemanticObjective` does)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(INIT_SEED)
-        fresh = SemanticHead(head.proj.in_features, head.proj.out_features, head.loss, head.norm is not None)
-    return fresh
+def heads(args: argparse.Namespace, name: str, teach: Teacher) -> tuple[SemanticHead, SemanticHead]:
+    """Run ``name``'s projection as training started from it (built, seeded, as training builds
+    it) and as it ended."""
+    model = make_preset(args, name).model
+    cfg = semantic_config(args, name)
+    start = SemanticObjective(model, cfg, teach).head.eval()
+    end = SemanticObjective(model, cfg, teach).head.eval()
+    end.load_state_dict(torch.load(args.out / name / "head.pt", weights_only=True))
+    return start, end
 
 
 def evaluate(args: argparse.Namespace, names: list[str]) -> dict[str, dict[str, float]]:
@@ -207,15 +243,15 @@ def evaluate(args: argparse.Namespace, names: list[str]) -> dict[str, dict[str, 
         tr, dv = frames(model, teach, train_clips), frames(model, teach, dev_clips)
         init_dev = dv if name == "init" else init_dev
         raw, centred = probe(tr, dv, args.ridge)
+        _, context_centred = probe(tr, dv, args.ridge, args.probe_context)
         code_raw, code_centred = code_probe(tr, dv, args.codebook_size)
-        results[name] = {"cosine": raw, "centred_cosine": centred, "train_frames": len(tr.codes)}
-        results[name].update(code_cosine=code_raw, code_centred_cosine=code_centred, dev_frames=len(dv.codes))
-        normalize = VARIANTS.get(name)
-        if normalize is not None and init_dev is not None:
-            head = SemanticHead(preset.model.latent_dim, teach.dim, normalize=normalize)
-            results[name]["dev_loss_start"] = dev_loss(initial_head(head), init_dev)
-            head.load_state_dict(torch.load(args.out / name / "head.pt", weights_only=True))
-            results[name]["dev_loss_end"] = dev_loss(head, dv)
+        results[name] = {"cosine": raw, "centred_cosine": centred, "context_centred_cosine": context_centred}
+        results[name].update(code_cosine=code_raw, code_centred_cosine=code_centred)
+        results[name].update(train_frames=len(tr.codes), dev_frames=len(dv.codes))
+        if VARIANTS.get(name) is not None and init_dev is not None:
+            start, end = heads(args, name, teach)
+            results[name]["dev_loss_start"] = dev_loss(start, init_dev)
+            results[name]["dev_loss_end"] = dev_loss(end, dv)
     return results
 
 
@@ -231,14 +267,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--log-every", type=int, default=5)
     p.add_argument("--codebook-size", type=int, default=64, help="entries per codebook (debug: 64)")
     p.add_argument("--codebook-dim", type=int, default=4, help="code dimension (debug: 4)")
+    p.add_argument("--kmeans-init", action="store_true", help="k-means init of the codebooks")
+    p.add_argument("--dead-code-threshold", type=float, default=0.0, help="(debug: 0, off)")
     p.add_argument("--layer", type=int, default=2)
     p.add_argument("--weight", type=float, default=10.0)
+    default = SemanticConfig()
+    p.add_argument("--head", choices=["linear", "conv"], default=default.head, help="the `on` run's head")
+    p.add_argument("--head-kernel", type=int, default=default.head_kernel)
+    p.add_argument("--head-width", type=int, default=default.head_width)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--probe-files", type=int, default=40)
     p.add_argument("--dev-files", type=int, default=20)
     p.add_argument("--clip-seconds", type=float, default=6.0)
     p.add_argument("--ridge", type=float, default=1e-3)
+    p.add_argument("--probe-context", type=int, default=2, help="neighbours each side, context probe")
     harness.add_common_args(p)
     return p.parse_args(argv)
 
@@ -253,17 +296,27 @@ def table(args: argparse.Namespace, scores: dict[str, dict[str, float]]) -> str:
             loss_train = f"{first:.3f} -> {last:.3f} (x{last / first:.2f})"
             start, end = s["dev_loss_start"], s["dev_loss_end"]
             loss_dev = f"{start:.3f} -> {end:.3f} (x{end / start:.2f})"
-        what = {None: "option off", True: "standardised targets", False: "raw targets"}
-        kind = "untrained" if name == "init" else what[VARIANTS[name]]
+        kind = "untrained" if name == "init" else describe(args, name)
         seconds = "-" if name == "init" else f"{_seconds(args.out / name):.0f}"
-        probes = [f"{s[k]:.3f}" for k in ("cosine", "centred_cosine", "code_cosine", "code_centred_cosine")]
-        rows.append([name, kind, loss_train, loss_dev, *probes, seconds])
+        keys = ("cosine", "centred_cosine", "context_centred_cosine", "code_cosine", "code_centred_cosine")
+        rows.append([name, kind, loss_train, loss_dev, *(f"{s[k]:.3f}" for k in keys), seconds])
     header = [
         "run", "semantic", "distillation loss, train (first 5 -> last 5 logged)",
-        "distillation loss, dev (start -> end)", "linear probe cosine", "centred", "code probe cosine",
-        "centred", "train s",
+        "distillation loss, dev (start -> end)", "linear probe cosine", "centred",
+        f"context probe (±{args.probe_context} frames) centred", "code probe cosine", "centred", "train s",
     ]  # fmt: skip
     return harness.markdown_table(header, rows)
+
+
+def describe(args: argparse.Namespace, name: str) -> str:
+    """The ``semantic`` column: off, or the targets and the head."""
+    cfg = semantic_config(args, name)
+    if not cfg.enabled:
+        return "option off"
+    targets = "standardised" if cfg.normalize else "raw"
+    if cfg.head == "linear":
+        return f"{targets} targets, linear head"
+    return f"{targets} targets, conv head ({cfg.head_kernel} frames, {cfg.head_width} channels)"
 
 
 def _seconds(run_dir: Path) -> float:
