@@ -277,7 +277,7 @@ def test_precomputed_run_trains_and_exports_without_the_projection(runs, tmp_pat
     assert len(losses) == 3 and all(0.0 <= v <= 2.0 for v in losses)
     last = runs.root / "on" / "checkpoints" / "last.ckpt"
     ckpt = torch.load(last, weights_only=True)
-    assert "semantic.head.proj.weight" in ckpt["state_dict"]
+    assert {"semantic.head.mix.weight", "semantic.head.proj.weight"} <= set(ckpt["state_dict"])  # conv head
     assert not any(k.startswith("semantic.teacher") for k in ckpt["state_dict"])
     out = export_checkpoint(last, tmp_path / "model")
     exported = load_file(str(out.directory / WEIGHTS_NAME))
@@ -327,7 +327,7 @@ def test_the_teacher_stays_out_of_the_module_tree():
     from codec.train.semantic.objective import SemanticObjective
 
     model = load_train_preset("debug").model
-    objective = SemanticObjective(model, SemanticConfig(teacher=TEACHER, layer=1))
+    objective = SemanticObjective(model, SemanticConfig(teacher=TEACHER, layer=1, head="linear"))
     assert {k.split(".")[0] for k in objective.state_dict()} == {"head"}
     assert sum(p.numel() for p in objective.parameters()) == (model.latent_dim + 1) * 32
     conv = SemanticObjective(

@@ -48,7 +48,7 @@ class SemanticConfig:
     features_dir: str | None = None
     sample_rate: int | None = None
     frame_rate: float | None = None
-    head: Literal["linear", "conv"] = "linear"
+    head: Literal["linear", "conv"] = "conv"
     head_kernel: int = 5
     head_width: int = 256
 
