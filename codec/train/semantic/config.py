@@ -33,9 +33,10 @@ class SemanticConfig:
             ``sample_rate`` attribute, else 16000.
         frame_rate: the teacher's frames per second; null: from its convolution strides
             (wav2vec 2.0 family), else from the number of frames it returns.
-        head: the projection from the first codebook to the teacher: ``linear`` (each frame
-            on its own) or ``conv`` (``head_kernel`` neighbouring frames mixed into
-            ``head_width`` channels, a GELU, then linear).
+        head: the training-only projection from the first codebook to the teacher:
+            ``conv`` (``head_kernel`` neighbouring frames mixed into ``head_width`` channels,
+            a GELU, then linear; the default, measured ahead of ``linear`` in
+            benchmarks/RESULTS.md) or ``linear`` (each frame on its own).
         head_kernel: frames the ``conv`` head reads (odd).
         head_width: channels of the ``conv`` head.
     """
