@@ -59,7 +59,9 @@ def test_config_section_parses_and_rejects_bad_values():
     assert not TrainConfig().semantic.enabled
     cfg = from_dict(TrainConfig, {"semantic": {"teacher": "WAVLM_BASE", "layer": 6, "loss": "l1"}}, "train")
     assert cfg.semantic.enabled and cfg.semantic.layer == 6 and cfg.semantic.weight == 1.0
-    for bad in ({"layer": 0}, {"weight": -1.0}, {"loss": "mse"}, {"frame_rate": 0.0}, {"teachr": "x"}):
+    bads = ({"layer": 0}, {"weight": -1.0}, {"loss": "mse"}, {"frame_rate": 0.0}, {"teachr": "x"})
+    bads += ({"head": "mlp"}, {"head_kernel": 4}, {"head_kernel": 0}, {"head_width": 0})
+    for bad in bads:
         with pytest.raises(ConfigError, match="semantic"):
             from_dict(TrainConfig, {"semantic": {"teacher": "WAVLM_BASE", **bad}}, "train")
     with pytest.raises(ConfigError, match="freeze"):
@@ -184,6 +186,44 @@ def test_normalised_targets_ignore_a_common_offset():
     torch.testing.assert_close(l1(first, target), (l1.proj(first) - target).abs().mean())
 
 
+def test_conv_head_reads_its_neighbours_and_no_further():
+    torch.manual_seed(0)
+    head = SemanticHead(8, 16, kind="conv", kernel=5, width=12).eval()
+    first = torch.randn(1, 20, 8)
+    moved = first.clone()
+    moved[0, 10] += 1.0
+    changed = (head.predict(moved) - head.predict(first)).abs().amax(-1)[0] > 0
+    assert changed.nonzero().flatten().tolist() == [8, 9, 10, 11, 12]  # frames 10 ± 2
+    linear = SemanticHead(8, 16).eval()
+    changed = (linear.predict(moved) - linear.predict(first)).abs().amax(-1)[0] > 0
+    assert changed.nonzero().flatten().tolist() == [10]
+
+
+def _fit(head: SemanticHead, first: torch.Tensor, target: torch.Tensor, steps: int = 300) -> float:
+    opt = torch.optim.Adam(head.parameters(), 1e-2)
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = head(first, target)
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        return float(head(first, target))
+
+
+def test_conv_head_learns_what_a_frame_alone_cannot_tell():
+    """Teacher frames that depend on the previous and next codewords (as a transformer's do):
+    the linear head cannot predict them from one frame, the conv head can."""
+    torch.manual_seed(0)
+    codewords = torch.randn(8, 6)
+    first = codewords[torch.randint(8, (4, 40))]  # [B, F, 6]: one of 8 codewords per frame
+    mix = torch.randn(6, 10), torch.randn(6, 10)
+    target = torch.zeros(4, 40, 10)
+    target[:, 1:-1] = first[:, :-2] @ mix[0] + first[:, 2:] @ mix[1]
+    linear = _fit(SemanticHead(6, 10, normalize=False), first, target)
+    conv = _fit(SemanticHead(6, 10, normalize=False, kind="conv", kernel=3, width=32), first, target)
+    assert linear > 0.5 and conv < 0.1, (linear, conv)
+
+
 # ----------------------------------------------------------------------------- training
 TEACHER = "tests.train.test_semantic:tiny_wavlm"
 
@@ -237,7 +277,7 @@ def test_precomputed_run_trains_and_exports_without_the_projection(runs, tmp_pat
     assert len(losses) == 3 and all(0.0 <= v <= 2.0 for v in losses)
     last = runs.root / "on" / "checkpoints" / "last.ckpt"
     ckpt = torch.load(last, weights_only=True)
-    assert "semantic.head.proj.weight" in ckpt["state_dict"]
+    assert {"semantic.head.mix.weight", "semantic.head.proj.weight"} <= set(ckpt["state_dict"])  # conv head
     assert not any(k.startswith("semantic.teacher") for k in ckpt["state_dict"])
     out = export_checkpoint(last, tmp_path / "model")
     exported = load_file(str(out.directory / WEIGHTS_NAME))
@@ -287,8 +327,13 @@ def test_the_teacher_stays_out_of_the_module_tree():
     from codec.train.semantic.objective import SemanticObjective
 
     model = load_train_preset("debug").model
-    objective = SemanticObjective(model, SemanticConfig(teacher=TEACHER, layer=1))
+    objective = SemanticObjective(model, SemanticConfig(teacher=TEACHER, layer=1, head="linear"))
     assert {k.split(".")[0] for k in objective.state_dict()} == {"head"}
     assert sum(p.numel() for p in objective.parameters()) == (model.latent_dim + 1) * 32
+    conv = SemanticObjective(
+        model, SemanticConfig(teacher=TEACHER, layer=1, head="conv", head_kernel=3, head_width=8)
+    )
+    assert {k.split(".")[1] for k in conv.state_dict()} == {"mix", "proj", "norm"}
+    assert sum(p.numel() for p in conv.parameters()) == (3 * model.latent_dim + 1) * 8 + (8 + 1) * 32
     assert objective.teacher.module is not None
     assert not any(p.requires_grad for p in objective.teacher.module.parameters())

@@ -61,6 +61,13 @@ class SemanticHead(nn.Module):
     Training only: it belongs to the training module, not to the codec, so an exported model
     does not carry it.
 
+    ``kind="linear"`` maps each frame on its own (one codeword per frame, so at most
+    ``codebook_size`` distinct predictions, on the affine span of the codewords).
+    ``kind="conv"`` first mixes ``kernel`` neighbouring frames (centred; zero-padded at the
+    ends) into ``width`` channels with a GELU, then maps them linearly: the prediction of a
+    frame reads its neighbours' codes too, as the teacher's features (from a transformer
+    over the whole input) depend on them.  Either way it reads the first codebook only.
+
     Args:
         latent_dim: the codec's latent dimension (the quantizer's output).
         teacher_dim: D of the teacher's features.
@@ -69,27 +76,53 @@ class SemanticHead(nn.Module):
             their running average otherwise).  Self-supervised features share a large common
             offset (and WavLM a few outlier dimensions): on raw targets a cosine loss is mostly
             met by predicting that offset, and the first codebook learns little from it.
+        kind: ``"linear"`` or ``"conv"``.
+        kernel: frames the convolution reads (odd; ``kind="conv"`` only).
+        width: channels of the convolution (``kind="conv"`` only).
     """
 
     def __init__(
-        self, latent_dim: int, teacher_dim: int, loss: str = "cosine", normalize: bool = True
+        self,
+        latent_dim: int,
+        teacher_dim: int,
+        loss: str = "cosine",
+        normalize: bool = True,
+        kind: str = "linear",
+        kernel: int = 1,
+        width: int = 256,
     ) -> None:
         super().__init__()
         if loss not in ("cosine", "l1"):
             raise ValueError(f"semantic loss must be 'cosine' or 'l1', got {loss!r}")
-        self.loss = loss
-        self.proj = nn.Linear(latent_dim, teacher_dim)
+        if kind not in ("linear", "conv"):
+            raise ValueError(f"semantic head must be 'linear' or 'conv', got {kind!r}")
+        if kernel < 1 or kernel % 2 == 0:
+            raise ValueError(f"semantic head kernel must be odd and positive, got {kernel}")
+        self.loss, self.kind = loss, kind
+        self.mix = nn.Conv1d(latent_dim, width, kernel, padding=kernel // 2) if kind == "conv" else None
+        self.proj = nn.Linear(width if kind == "conv" else latent_dim, teacher_dim)
         self.norm = nn.BatchNorm1d(teacher_dim, affine=False, momentum=0.01) if normalize else None
+
+    def predict(self, first: torch.Tensor) -> torch.Tensor:
+        """Args: first ``[B, F, latent_dim]``. Returns: ``[B, F, teacher_dim]`` (float32)."""
+        x = first.float()
+        if self.mix is not None:
+            x = F.gelu(self.mix(x.transpose(1, 2))).transpose(1, 2)
+        return self.proj(x)
+
+    def standardize(self, target: torch.Tensor) -> torch.Tensor:
+        """``target [B, F, D]`` standardised per dimension (unchanged when ``normalize`` is off)."""
+        if self.norm is None:
+            return target
+        return self.norm(target.reshape(-1, target.shape[-1])).reshape(target.shape)
 
     def forward(self, first: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Args: first ``[B, F, latent_dim]`` (level 0 of the RVQ); target ``[B, F, D]``.
 
         Returns: the scalar loss (float32).
         """
-        pred = self.proj(first.float())
-        target = target.to(pred)
-        if self.norm is not None:
-            target = self.norm(target.reshape(-1, target.shape[-1])).reshape(target.shape)
+        pred = self.predict(first)
+        target = self.standardize(target.to(pred))
         if self.loss == "cosine":
             return 1 - F.cosine_similarity(pred, target, dim=-1).mean()
         return F.l1_loss(pred, target)

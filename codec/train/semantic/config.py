@@ -33,6 +33,12 @@ class SemanticConfig:
             ``sample_rate`` attribute, else 16000.
         frame_rate: the teacher's frames per second; null: from its convolution strides
             (wav2vec 2.0 family), else from the number of frames it returns.
+        head: the training-only projection from the first codebook to the teacher:
+            ``conv`` (``head_kernel`` neighbouring frames mixed into ``head_width`` channels,
+            a GELU, then linear; the default, measured ahead of ``linear`` in
+            benchmarks/RESULTS.md) or ``linear`` (each frame on its own).
+        head_kernel: frames the ``conv`` head reads (odd).
+        head_width: channels of the ``conv`` head.
     """
 
     teacher: str | None = None
@@ -43,6 +49,9 @@ class SemanticConfig:
     features_dir: str | None = None
     sample_rate: int | None = None
     frame_rate: float | None = None
+    head: Literal["linear", "conv"] = "conv"
+    head_kernel: int = 5
+    head_width: int = 256
 
     @property
     def enabled(self) -> bool:
@@ -59,3 +68,7 @@ class SemanticConfig:
             raise ConfigError(f"train.semantic.sample_rate must be positive, got {self.sample_rate}")
         if self.frame_rate is not None and self.frame_rate <= 0:
             raise ConfigError(f"train.semantic.frame_rate must be positive, got {self.frame_rate}")
+        if self.head_kernel < 1 or self.head_kernel % 2 == 0:
+            raise ConfigError(f"train.semantic.head_kernel must be odd and positive, got {self.head_kernel}")
+        if self.head_width < 1:
+            raise ConfigError(f"train.semantic.head_width must be positive, got {self.head_width}")

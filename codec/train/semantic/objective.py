@@ -50,7 +50,8 @@ class SemanticObjective(nn.Module):
             # A plain attribute (Teacher is no nn.Module): not a submodule, not in state_dict.
             self.teacher: Teacher = teacher
             torch.manual_seed(INIT_SEED)
-            self.head = SemanticHead(model.latent_dim, teacher.dim, cfg.loss, cfg.normalize)
+            shape = (cfg.head, cfg.head_kernel, cfg.head_width)
+            self.head = SemanticHead(model.latent_dim, teacher.dim, cfg.loss, cfg.normalize, *shape)
 
     def _apply(self, fn, *args, **kwargs):  # type: ignore[override]
         # Follow the module to its device (Lightning moves the module, not the teacher).
