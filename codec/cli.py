@@ -167,6 +167,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse has printed usage and the problem
         return int(exc.code or 0)
+    early = getattr(args, "before_imports", None)
+    if early is not None:  # e.g. `codec tokenize --devices N` starts its other processes
+        status = exitcodes.run(lambda: early(args), debug=getattr(args, "debug", False))
+        if status:
+            return status
     _preload()
     return exitcodes.run(lambda: args.run(args), debug=getattr(args, "debug", False))
 

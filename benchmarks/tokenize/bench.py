@@ -16,7 +16,7 @@ start-up, as a user sees it):
   codes equal to encoding it alone.
 
     python benchmarks/tokenize/bench.py --write-results
-    python benchmarks/tokenize/bench.py --parts padding throughput --limit 100
+    python benchmarks/tokenize/bench.py --parts throughput --limit 100 0
 """
 
 from __future__ import annotations
@@ -65,7 +65,14 @@ def audio_hours(files: list[Path]) -> float:
 
 
 def throughput(args: argparse.Namespace, work: Path) -> list[str]:
-    root, files = corpus_folder(args.inputs, args.limit, work)
+    texts: list[str] = []
+    for n, limit in enumerate(args.limit):
+        texts += _throughput_table(args, work / f"t{n}", limit or None, padding=n == 0)
+    return texts
+
+
+def _throughput_table(args: argparse.Namespace, work: Path, limit: int | None, padding: bool) -> list[str]:
+    root, files = corpus_folder(args.inputs, limit, work)
     hours = audio_hours(files)
     cli = [*kit.cli_command()]
     encode = [*cli, "encode", root, "--model", args.model]
@@ -95,11 +102,7 @@ def throughput(args: argparse.Namespace, work: Path) -> list[str]:
                      f"{rate / base:.2f}x", coding.group(1) if coding else "-"])  # fmt: skip
     header = ["command", "wall s", "hours of audio / min", "real time", "vs encode DIR (2 threads)",
               "h/min after start-up (summary)"]  # fmt: skip
-    plan = work / f"tok{args.processes[0]}" / "_plan.parquet"
-    pad = harness.markdown_table(
-        ["batching", "--batch-seconds", "padding overhead"], kit.padding_rows(plan, args)
-    )
-    return [
+    text = [
         f"Files: {len(files)} LibriSpeech FLAC files (16 kHz mono) from "
         f"{', '.join(str(i) for i in args.inputs)}, {hours:.3f} h of audio; model `{args.model}`; "
         "each command a fresh child process, timed wall clock including start-up (the last column: "
@@ -108,36 +111,56 @@ def throughput(args: argparse.Namespace, work: Path) -> list[str]:
         "",
         harness.markdown_table(header, rows),
         "",
+    ]
+    if not padding:
+        return text
+    plan = work / f"tok{args.processes[0]}" / "_plan.parquet"
+    pad = harness.markdown_table(
+        ["batching", "--batch-seconds", "padding overhead"], kit.padding_rows(plan, args)
+    )
+    return [
+        *text,
         "Padding (frames the model ran on beyond the valid frames, from the same run's plan; "
         "batches shorter than 16 frames count as 16, the API's minimum):",
         "",
         pad,
+        "",
     ]
 
 
 def memory(args: argparse.Namespace, work: Path) -> list[str]:
     rows = []
-    for count in args.memory_files:
-        root = work / f"small{count}"
-        for n in range(count):
-            rng = np.random.default_rng(n)
-            sub = root / f"{n // 1000:03d}"
-            sub.mkdir(parents=True, exist_ok=True)
-            wav = (0.1 * rng.standard_normal(round(args.small_seconds * 16000))).astype(np.float32)
-            sf.write(sub / f"{n:06d}.wav", wav, 16000, subtype="PCM_16")
-        argv = [*kit.cli_command(), "tokenize", root, "-o", work / f"memtok{count}", "--model", args.model]
-        done = kit.run([str(a) for a in [*argv, "--device", "cpu", "-q"]])
-        status = "ok" if done.returncode == 0 else f"failed (exit {done.returncode})"
-        rows.append([f"{count:,}", f"{count * args.small_seconds / 60:.1f}", f"{done.peak_rss / 2**20:.0f}",
-                     f"{done.seconds:.1f}", status])  # fmt: skip
+    roots = {
+        count: _small_files(work / f"small{count}", count, args.small_seconds) for count in args.memory_files
+    }
+    for repeat in range(1, args.memory_repeats + 1):
+        for count, root in roots.items():  # interleaved, so that a change of load hits both sizes
+            argv = [*kit.cli_command(), "tokenize", root, "-o", work / f"memtok{count}-{repeat}"]
+            done = kit.run([str(a) for a in [*argv, "--model", args.model, "--device", "cpu", "-q"]])
+            status = "ok" if done.returncode == 0 else f"failed (exit {done.returncode})"
+            rows.append([f"{count:,}", repeat, f"{count * args.small_seconds / 60:.1f}",
+                         f"{done.peak_rss / 2**20:.0f}", f"{done.seconds:.1f}", status])  # fmt: skip
+            shutil.rmtree(work / f"memtok{count}-{repeat}", ignore_errors=True)
+    for root in roots.values():
         shutil.rmtree(root, ignore_errors=True)
-    header = ["files", "audio min", "peak RSS MiB", "wall s", "status"]
+    header = ["files", "run", "audio min", "peak RSS MiB", "wall s", "status"]
     return [
         f"Generated {args.small_seconds:g} s 16 kHz WAV files (noise); `codec tokenize DIR -o OUT --model "
-        f"{args.model} --device cpu` as a child; peak RSS = the child's own `ru_maxrss` (`os.wait4`).",
+        f"{args.model} --device cpu` as a child, {args.memory_repeats} runs per size, the sizes "
+        "interleaved; peak RSS = the child's own `ru_maxrss` (`os.wait4`).",
         "",
         harness.markdown_table(header, rows),
     ]
+
+
+def _small_files(root: Path, count: int, seconds: float) -> Path:
+    for n in range(count):
+        rng = np.random.default_rng(n)
+        sub = root / f"{n // 1000:03d}"
+        sub.mkdir(parents=True, exist_ok=True)
+        wav = (0.1 * rng.standard_normal(round(seconds * 16000))).astype(np.float32)
+        sf.write(sub / f"{n:06d}.wav", wav, 16000, subtype="PCM_16")
+    return root
 
 
 def resume(args: argparse.Namespace, work: Path) -> list[str]:
@@ -206,10 +229,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--parts", nargs="+", default=parts, choices=parts, help="padding is part of throughput")
     p.add_argument("--model", default="speech_16k", help="bundled model name or model directory")
     p.add_argument("--inputs", type=Path, nargs="+", default=DEFAULT_INPUTS, help="folders of FLAC files")
-    p.add_argument("--limit", type=int, default=None, help="throughput: only the first N files")
+    p.add_argument(
+        "--limit",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="throughput: the first N files, one table each (0: all)",
+    )
     p.add_argument("--processes", type=int, nargs="+", default=[1, 2], help="tokenize process counts")
     p.add_argument("--batch-seconds", type=float, nargs="+", default=[20.0, 60.0, 180.0])
     p.add_argument("--memory-files", type=int, nargs="+", default=[1000, 10000])
+    p.add_argument("--memory-repeats", type=int, default=1, help="runs per size (peak RSS varies run to run)")
     p.add_argument("--small-seconds", type=float, default=0.25, help="length of the memory part's files")
     p.add_argument("--resume-files", type=int, default=200)
     p.add_argument("--resume-shard-size", type=int, default=10)

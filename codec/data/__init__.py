@@ -7,6 +7,8 @@ module              what
 ``plan``            headers read once; items sorted by duration into shards; ``plan.parquet``
 ``encode``          one shard: exact length-bucketed batches through ``Codec.encode``
 ``shards``          Parquet shards, ``errors.csv``, ``index.json`` (atomic writes)
+``options``         ``TokenizeOptions`` and their checks (no PyTorch import)
+``launch``          ``--devices N``: the node's other processes, started before the imports
 ``distributed``     one process, or a Lightning Fabric DDP group (multi-GPU, multi-node)
 ``run``             the run: plan, resume, encode this rank's shards, index
 ``dataset``         :class:`TokenDataset` / :class:`IterableTokenDataset` over an output

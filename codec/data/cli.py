@@ -9,8 +9,12 @@ from __future__ import annotations
 import argparse
 import importlib.util
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from codec.cli import positive_float, positive_int
+
+if TYPE_CHECKING:
+    from codec.data.options import TokenizeOptions
 
 # The extra's packages; a missing one makes `codec tokenize` an explained stub (codec.cli).
 for _name in ("pyarrow",):
@@ -44,15 +48,52 @@ def add_tokenize_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     p.add_argument("--force", action="store_true", help="remove an earlier run in OUT and start over")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
-    p.set_defaults(run=run_tokenize)
+    p.set_defaults(run=run_tokenize, before_imports=start_processes)
     return p
 
 
-def run_tokenize(args: argparse.Namespace) -> int:
-    """Run the command; prints the summary on stdout (rank 0)."""
-    from codec.data.run import TokenizeOptions, _Quiet, tokenize
+def start_processes(args: argparse.Namespace) -> None:
+    """Before PyTorch is imported: start this node's other processes (:mod:`codec.data.launch`)."""
+    from codec.data.launch import start_local_processes
+    from codec.data.options import check_options
 
-    opts = TokenizeOptions(
+    check_options(_options(args))  # a bad option is reported once, by this process, before any start
+    args.local_group = start_local_processes(child_argv(args), args.devices, args.num_nodes)
+
+
+def child_argv(args: argparse.Namespace) -> list[str]:
+    """The ``codec`` arguments that parse back to ``args`` (the command the other processes run)."""
+    argv = ["tokenize", *args.inputs, "-o", str(args.output), "--device", args.device]
+    argv += ["--devices", str(args.devices), "--num-nodes", str(args.num_nodes)]
+    argv += ["--batch-seconds", repr(args.batch_seconds), "--shard-size", str(args.shard_size)]
+    argv += ["--model", args.model] if args.model is not None else []
+    argv += ["--num-codebooks", str(args.num_codebooks)] if args.num_codebooks is not None else []
+    flags = {"--force": args.force, "--quiet": args.quiet, "--debug": args.debug}
+    return argv + [flag for flag, on in flags.items() if on]
+
+
+def run_tokenize(args: argparse.Namespace) -> int:
+    """Run the command; prints the summary on stdout (rank 0), and waits for the processes it started."""
+    from codec.data.launch import LocalGroup
+    from codec.data.run import _Quiet, tokenize
+
+    group = getattr(args, "local_group", None) or LocalGroup()
+    try:
+        report = tokenize(_options(args))
+    except _Quiet as done:  # not rank 0: rank 0 has printed the error
+        return done.status
+    except BaseException:
+        group.stop()  # they may wait for this process in a collective
+        raise
+    if report.rank == 0:
+        print(report.summary(), flush=True)
+    return group.wait(0)
+
+
+def _options(args: argparse.Namespace) -> TokenizeOptions:
+    from codec.data.options import TokenizeOptions
+
+    return TokenizeOptions(
         inputs=list(args.inputs),
         output=args.output,
         model=args.model,
@@ -65,10 +106,3 @@ def run_tokenize(args: argparse.Namespace) -> int:
         force=args.force,
         quiet=args.quiet,
     )
-    try:
-        report = tokenize(opts)
-    except _Quiet as done:  # not rank 0: rank 0 has printed the error
-        return done.status
-    if report.rank == 0:
-        print(report.summary(), flush=True)
-    return 0

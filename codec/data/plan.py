@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -113,6 +114,10 @@ def make_plan(
 ) -> Plan:
     """Read every header, sort by duration, deal into shards (see the module docstring).
 
+    Built column by column (numbers in numpy arrays, one Arrow table), never as a Python
+    object per item: the plan is the only part of a run that grows with the number of
+    items, so it stays at about the size of its own Parquet file.
+
     Args:
         listing: the items.
         key: from :func:`plan_key` (its ``shard_size``).
@@ -120,17 +125,37 @@ def make_plan(
         min_shards: at least this many shards (the processes of the first run), as far as
             there are items, so that every process has work.
     """
-    rows = []
-    for item in progress(listing.items):
-        rows.append(_header_row(item))
-    ok = sorted((r for r in rows if r["error"] is None), key=_duration_key)
-    num_shards = min(len(ok), max(-(-len(ok) // key["shard_size"]), min_shards))
-    for n, row in enumerate(ok):
-        # Dealt round-robin: every shard spans all durations (equal work per shard, and the
-        # same mix of lengths for a reader of any shard), each still sorted shortest first.
-        row["shard"] = n % num_shards
-    bad = [r for r in rows if r["error"] is not None]
-    columns = key["columns"]
+    items = listing.items
+    rates = np.zeros(len(items), np.int64)
+    samples = np.full(len(items), -1, np.int64)  # -1: not declared by the header
+    errors: dict[int, str] = {}
+    for n, item in enumerate(progress(items)):
+        rate, length, error = _header(item)
+        rates[n], samples[n] = rate, length
+        if error is not None:
+            errors[n] = error
+    table = _item_table(listing, key, rates, samples, errors)
+    ok = table.filter(pc.is_null(table["error"]))
+    num_shards = min(ok.num_rows, max(-(-ok.num_rows // key["shard_size"]), min_shards))
+    # Shortest first, undeclared lengths last (batched alone: their length is known only once read).
+    seconds = pc.divide(pc.cast(ok["num_samples"], pa.float64()), pc.cast(ok["sample_rate"], pa.float64()))
+    ok = ok.append_column("_unknown", pc.is_null(seconds)).append_column("_seconds", seconds)
+    ok = ok.sort_by([("_unknown", "ascending"), ("_seconds", "ascending"), ("id", "ascending")])
+    # Dealt round-robin: every shard spans all durations (equal work per shard, and the same mix
+    # of lengths for a reader of any shard), each still sorted shortest first.
+    shard = np.arange(ok.num_rows, dtype=np.int32) % max(num_shards, 1)
+    ok = ok.drop_columns(["_unknown", "_seconds"]).set_column(
+        ok.schema.get_field_index("shard"), "shard", pa.array(shard, pa.int32())
+    )
+    bad = table.filter(pc.invert(pc.is_null(table["error"])))
+    return Plan(key, pa.concat_tables([ok, bad]).combine_chunks(), num_shards)
+
+
+def _item_table(
+    listing: Listing, key: dict, rates: np.ndarray, samples: np.ndarray, errors: dict[int, str]
+) -> pa.Table:
+    """The plan's table in listing order (shard -1 for now)."""
+    items, columns = listing.items, key["columns"]
     fields = [
         pa.field("id", pa.string()),
         pa.field("path", pa.string()),
@@ -140,33 +165,33 @@ def make_plan(
         pa.field("shard", pa.int32()),
         pa.field("error", pa.string()),
     ]
-    ordered = ok + bad
-    data = {f.name: [r.get(f.name) for r in ordered] for f in fields}
-    for c, t in columns.items():
-        data[c] = [cast_value(v, t) for v in data[c]]
+    failed = np.zeros(len(items), bool)
+    failed[list(errors)] = True
+    data = {
+        "id": pa.array([i.id for i in items], pa.string()),
+        "path": pa.array([i.path for i in items], pa.string()),
+        **{
+            c: pa.array([cast_value(dict(i.meta).get(c), t) for i in items], ARROW_TYPES[t])
+            for c, t in columns.items()
+        },
+        "sample_rate": pa.array(rates, pa.int64(), mask=failed),
+        "num_samples": pa.array(samples, pa.int64(), mask=failed | (samples < 0)),
+        "shard": pa.array(np.full(len(items), -1, np.int32), pa.int32()),
+        "error": pa.array([errors.get(n) for n in range(len(items))], pa.string()),
+    }
     schema = pa.schema(fields, metadata={"codec.plan": json.dumps(key)})
-    table = pa.table(data, schema=schema)
-    return Plan(key, table, num_shards)
+    return pa.table(data, schema=schema)
 
 
-def _header_row(item: Item) -> dict[str, Any]:
-    row: dict[str, Any] = {"id": item.id, "path": item.path, **dict(item.meta)}
-    row.update(sample_rate=None, num_samples=None, shard=-1, error=None)
+def _header(item: Item) -> tuple[int, int, str | None]:
+    """``(sample_rate, num_samples or -1, None)``, or ``(0, -1, reason)`` when unreadable."""
     try:
         info = audio_info(item.path)
     except AudioError as err:
-        row["error"] = reason(err, item.path)
+        return 0, -1, reason(err, item.path)
     except OSError as err:  # audio_info turns the usual ones into AudioError; be safe
-        row["error"] = f"cannot read ({err.strerror or err})"
-    else:
-        row.update(sample_rate=info.sample_rate, num_samples=info.num_samples)
-    return row
-
-
-def _duration_key(row: dict[str, Any]) -> tuple:
-    # Undeclared lengths last: they are batched alone (their length is known only once read).
-    n = row["num_samples"]
-    return (n is None, 0.0 if n is None else n / row["sample_rate"], row["id"])
+        return 0, -1, f"cannot read ({err.strerror or err})"
+    return info.sample_rate, -1 if info.num_samples is None else info.num_samples, None
 
 
 def reason(err: BaseException, path: str) -> str:

@@ -34,26 +34,10 @@ from codec.atomic import LOCK_SUFFIX, TEMP_MARK
 from codec.data.distributed import Ranks, start
 from codec.data.encode import EncodeStats, encode_shard
 from codec.data.inputs import list_inputs
+from codec.data.options import TokenizeOptions, check_options
 from codec.data.plan import PLAN_NAME, Plan, load_plan, make_plan, plan_key, save_plan
 from codec.data.shards import ERRORS_NAME, INDEX_NAME, SHARD_DIR, shard_info, shard_name, write_index
 from codec.exitcodes import UsageError, exit_status, message
-
-
-@dataclass(frozen=True)
-class TokenizeOptions:
-    """What ``codec tokenize`` was asked to do (see ``codec tokenize --help``)."""
-
-    inputs: list[str]
-    output: Path
-    model: str | None = None
-    num_codebooks: int | None = None
-    device: str = "auto"
-    devices: int = 1
-    num_nodes: int = 1
-    batch_seconds: float = 60.0
-    shard_size: int = 1000
-    force: bool = False
-    quiet: bool = False
 
 
 @dataclass
@@ -142,26 +126,6 @@ class _Quiet(Exception):
     def __init__(self, status: int) -> None:
         super().__init__(status)
         self.status = status
-
-
-def check_options(opts: TokenizeOptions) -> None:
-    """One-line ``UsageError`` for options out of range (before anything is loaded)."""
-    checks = [
-        (opts.devices >= 1, f"--devices must be at least 1, got {opts.devices}"),
-        (opts.num_nodes >= 1, f"--num-nodes must be at least 1, got {opts.num_nodes}"),
-        (opts.shard_size >= 1, f"--shard-size must be at least 1, got {opts.shard_size}"),
-        (
-            0 < opts.batch_seconds < float("inf"),
-            f"--batch-seconds must be positive, got {opts.batch_seconds}",
-        ),
-        (opts.device in ("cpu", "cuda", "auto"), f"--device must be cpu, cuda or auto, got {opts.device!r}"),
-        (opts.num_codebooks is None or opts.num_codebooks >= 1, "--num-codebooks must be at least 1"),
-    ]
-    for ok, text in checks:
-        if not ok:
-            raise UsageError(text)
-    if opts.output.exists() and not opts.output.is_dir():
-        raise UsageError(f"{opts.output}: is a file (the output is a folder)")
 
 
 def load_codec(model: str | None, device: Any) -> Codec:

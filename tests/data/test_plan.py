@@ -42,3 +42,35 @@ def test_shards_are_dealt_by_duration(corpus) -> None:
     assert sorted(x for d in durations for x in d)[:3] == [d[0] for d in durations]  # dealt round-robin
     wide = make_plan(listing, plan_key(listing, "m", "f", 4, 100), min_shards=2)
     assert wide.shard_sizes() == [4, 4] and wide.digest != plan.digest
+
+
+def test_the_plan_is_the_row_by_row_deal(corpus, tmp_path) -> None:
+    """The columnar plan equals the plain definition: readable items sorted by (undeclared
+    length last, duration, id), dealt round-robin; unreadable ones last, shard -1."""
+    from codec.data.inputs import list_inputs
+    from codec.data.plan import make_plan, plan_key
+    from codec.pipeline.audiofile import audio_info
+
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(f'{{"path": "{p}", "speaker": {n}}}\n' for n, p in enumerate(sorted(
+        q for q in corpus.rglob("*") if q.is_file()))))  # fmt: skip
+    for inputs in ([str(corpus)], [str(manifest)]):
+        listing = list_inputs(inputs)
+        plan = make_plan(listing, plan_key(listing, "m", "f", 4, 3))
+        rows = []
+        for item in listing.items:
+            try:
+                info = audio_info(item.path)
+            except Exception:
+                continue
+            n = info.num_samples
+            rows.append(((n is None, 0.0 if n is None else n / info.sample_rate, item.id), item, info))
+        rows.sort(key=lambda r: r[0])
+        want = [(item.id, dict(item.meta), info.sample_rate, info.num_samples, k % plan.num_shards)
+                for k, (_, item, info) in enumerate(rows)]  # fmt: skip
+        got = plan.table.to_pylist()
+        columns = list(listing.columns)
+        assert [(r["id"], {c: r[c] for c in columns}, r["sample_rate"], r["num_samples"], r["shard"])
+                for r in got[: len(want)]] == want  # fmt: skip
+        assert all(r["shard"] == -1 and r["error"] for r in got[len(want) :])
+        assert len(got) == len(listing.items)

@@ -1,0 +1,112 @@
+"""Starting the local processes of ``codec tokenize --devices N`` before anything heavy is imported.
+
+Lightning Fabric starts a node's other processes itself when ``Fabric.launch()`` runs: by then
+the first process has imported PyTorch and Lightning (seconds each on a small CPU machine), and
+every other process imports them again, one after the other with the first.  The command line
+knows the process count before it imports anything, so it starts the other local processes at
+once, exactly as Fabric would (the same command with ``LOCAL_RANK`` set, and ``MASTER_ADDR``,
+``MASTER_PORT``, ``NODE_RANK``, ``WORLD_SIZE`` in the environment), and every process imports
+in parallel.  Fabric then finds the processes started (its ``LightningEnvironment`` sees
+``LOCAL_RANK``) and only joins them into its DDP group, as under ``torchrun``.
+
+Nothing is started when a launcher already started the processes (SLURM's ``srun``,
+``torchrun``, a hand-set ``LOCAL_RANK``), for a single process, or when Lightning is missing
+(the run then reports that in one line).  The first process watches the others: when one fails
+it stops the rest (after a grace period in which the first process usually reports the error
+itself), so nobody waits for a peer that is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+# Environment variables of a launcher that starts every process itself (or of a process it started).
+LAUNCHER_VARS = ("LOCAL_RANK", "SLURM_NTASKS", "WORLD_SIZE")
+# Seconds the first process gets to end by itself once another process has failed.
+GRACE_SECONDS = 5.0
+
+
+def launched_externally(environ: dict[str, str] | os._Environ = os.environ) -> bool:
+    """Whether a launcher (or this module, in the first process) already started the processes."""
+    if "LOCAL_RANK" in environ:
+        return True
+    return any(environ.get(v, "1").strip() not in ("", "1") for v in LAUNCHER_VARS[1:])
+
+
+@dataclass
+class LocalGroup:
+    """The other local processes this process started (empty: none were started here)."""
+
+    procs: list[subprocess.Popen] = field(default_factory=list)
+
+    def wait(self, status: int) -> int:
+        """Wait for every other process; returns ``status``, or the first failure among them."""
+        for proc in self.procs:
+            code = proc.wait()
+            if status == 0 and code != 0:
+                status = code if code > 0 else 128 - code
+        return status
+
+    def stop(self) -> None:
+        """Kill the other processes (they may be waiting in a collective for a peer that is gone)."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                with contextlib.suppress(OSError):
+                    proc.send_signal(signal.SIGKILL)
+
+
+def start_local_processes(argv: Sequence[str], devices: int, num_nodes: int) -> LocalGroup:
+    """Start local ranks ``1 .. devices - 1`` running ``codec`` with ``argv`` (see the module docstring).
+
+    Args:
+        argv: the ``codec`` command's arguments (``["tokenize", ...]``), passed on unchanged.
+        devices: processes per node.
+        num_nodes: nodes (``NODE_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT`` come from the
+            environment on several nodes, as Fabric reads them).
+    Returns: the started processes (none when nothing is to be started here).
+    """
+    if devices == 1 or launched_externally():
+        return LocalGroup()
+    if importlib.util.find_spec("lightning") is None:
+        return LocalGroup()  # the run reports the missing extra in one line
+    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+    os.environ.setdefault("MASTER_PORT", str(free_port()))
+    os.environ.setdefault("NODE_RANK", "0")
+    os.environ["WORLD_SIZE"] = str(devices * num_nodes)
+    os.environ["LOCAL_RANK"] = "0"
+    group = LocalGroup()
+    command = [sys.executable, "-m", "codec.cli", *argv]
+    for local_rank in range(1, devices):
+        group.procs.append(subprocess.Popen(command, env={**os.environ, "LOCAL_RANK": str(local_rank)}))
+    threading.Thread(target=_watch, args=(group,), name="tokenize-watch", daemon=True).start()
+    return group
+
+
+def free_port() -> int:
+    """A TCP port free on this machine now (the rendezvous of a single-node group)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _watch(group: LocalGroup) -> None:
+    """Daemon thread of the first process: a failed peer ends the whole group."""
+    while True:
+        failed = [p.returncode for p in group.procs if p.poll() is not None and p.returncode != 0]
+        if failed:
+            time.sleep(GRACE_SECONDS)  # the first process usually ends by itself meanwhile
+            group.stop()
+            os._exit(failed[0] if failed[0] > 0 else 128 - failed[0])
+        if all(p.returncode is not None for p in group.procs):
+            return
+        time.sleep(0.5)
