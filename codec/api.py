@@ -38,7 +38,7 @@ from codec.tokens.codes import Codes
 # Offline inputs are padded to at least this many frames so every matrix product has enough
 # rows to take the same kernel path as a long input: a row's result then does not depend on
 # the batch size or length, which is what makes codes batch-invariant bit for bit.
-_MIN_FRAMES = 16
+MIN_FRAMES = 16  # public: callers that count the frames a batch runs on (padding statistics) use it
 
 
 class Codec:
@@ -195,7 +195,7 @@ class Codec:
         n_frames = int(
             torch.div(model_lengths.max() + self.hop_length - 1, self.hop_length, rounding_mode="floor")
         )
-        padded = max(n_frames, _MIN_FRAMES) * self.hop_length
+        padded = max(n_frames, MIN_FRAMES) * self.hop_length
         rows = torch.nn.functional.pad(rows, (0, padded - rows.shape[-1]))
         frame_mask = None if self.causal else self._frame_mask(model_lengths, c, padded // self.hop_length)
         codes = self.model.encode(rows, k, frame_mask=frame_mask)[..., :n_frames]
@@ -239,7 +239,7 @@ class Codec:
         out_device = torch.device(device) if device is not None else codes.codes.device
         lengths = codes.lengths.to(torch.long).cpu()
         n_frames = codes.num_frames
-        padded = max(n_frames, _MIN_FRAMES)
+        padded = max(n_frames, MIN_FRAMES)
         data = torch.nn.functional.pad(codes.codes, (0, padded - n_frames)).to(self.device)
         frame_mask = self._frame_mask(lengths, codes.channels, padded)
         wav = self.model.decode_offline(data, frame_mask).float()

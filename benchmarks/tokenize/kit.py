@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from codec.api import _MIN_FRAMES, Codec
+from codec.api import MIN_FRAMES, Codec
 from codec.audio import resampled_length
 from codec.data.plan import batches
 
@@ -57,7 +57,7 @@ def _frames(n: int, hop: int) -> int:
 
 def padding(groups: list[list[int]], lengths: list[int], hop: int) -> tuple[int, int]:
     """(frames run, frames valid) of batches ``groups`` over model-rate ``lengths``."""
-    run_frames = sum(len(g) * max(_frames(max(lengths[i] for i in g), hop), _MIN_FRAMES) for g in groups)
+    run_frames = sum(len(g) * max(_frames(max(lengths[i] for i in g), hop), MIN_FRAMES) for g in groups)
     return run_frames, sum(_frames(n, hop) for n in lengths)
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from codec.api import _MIN_FRAMES, Codec
+from codec.api import MIN_FRAMES, Codec
 from codec.audio import resample, resampled_length
 from codec.data.plan import Plan, PlannedItem, batches, reason
 from codec.data.shards import Row, write_shard
@@ -160,5 +160,5 @@ def _encode_batch(
     stats.items = len(good)
     stats.audio_seconds = sum(x.num_samples / x.sample_rate for x in good)
     stats.frames = sum(frames)
-    stats.padded_frames = len(good) * max(codes.num_frames, _MIN_FRAMES)
+    stats.padded_frames = len(good) * max(codes.num_frames, MIN_FRAMES)
     return stats
