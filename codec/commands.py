@@ -26,6 +26,7 @@ from codec.atomic import clear_stale
 from codec.audio import AudioError, resampled_length
 from codec.exitcodes import UsageError, report
 from codec.fileformat import EXTENSION, MODEL_NAME, STREAM_EXTENSION, StreamHeader
+from codec.formats import AUDIO_SUFFIXES
 from codec.pipeline import folder
 from codec.pipeline.audiofile import (
     AudioFileSink,
@@ -46,9 +47,6 @@ from codec.pipeline.tokenio import (
 )
 from codec.pretrained import NoBundledModelError
 
-# Inputs coded in folder mode (what libsndfile reads; raw headerless files are left out).
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".w64",
-                  ".rf64", ".caf"}  # fmt: skip
 TOKEN_SUFFIXES = {EXTENSION, STREAM_EXTENSION}
 
 

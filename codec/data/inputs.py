@@ -27,10 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from codec.exitcodes import UsageError
+from codec.formats import AUDIO_SUFFIXES
 
-# What libsndfile reads (the suffixes `codec encode DIR` picks up).
-AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc",
-                            ".au", ".w64", ".rf64", ".caf"})  # fmt: skip
 MANIFEST_SUFFIXES = frozenset({".csv", ".jsonl"})
 # Columns every output row has; a manifest's metadata may not reuse these names.
 RESERVED = frozenset({"id", "path", "sample_rate", "num_samples", "duration", "num_frames", "num_codebooks",
