@@ -26,11 +26,11 @@ from typing import Any
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from codec.atomic import OutputBusyError, atomic_write
 from codec.config import ConfigError
-from codec.train.data import AudioDataModule, AudioFile, RandomCrops, StepSampler
+from codec.train.data import AudioDataModule, AudioFile, RandomCrops
 from codec.train.distill import TeacherTargets
 
 IDENTITY_NAME = "cache.json"
@@ -56,23 +56,8 @@ class DistillDataModule(AudioDataModule):
     def __init__(self, cfg: Any, sample_rate: int, hop_length: int, seed: int, pool: int) -> None:
         super().__init__(cfg, sample_rate, hop_length, seed)
         self.pool = pool
-
-    def train_dataloader(self) -> DataLoader:
-        trainer = self.trainer
-        step = trainer.global_step if trainer is not None else 0
-        rank = trainer.global_rank if trainer is not None else 0
-        world = trainer.world_size if trainer is not None else 1
-        bs = self.cfg.batch_size
-        crops = RandomCrops(self.train_files, self.cfg, self.sample_rate, self.segment, self.seed)
-        return DataLoader(
-            PooledCrops(crops, self.pool),
-            batch_size=bs,
-            sampler=StepSampler(step * bs, rank, world),
-            generator=torch.Generator().manual_seed(self.seed),
-            num_workers=self.cfg.num_workers,
-            persistent_workers=self.cfg.num_workers > 0,
-            drop_last=True,
-        )
+        # The base loader (step-resumable sampler, its own generator) over the pooled crops.
+        self.wrap_train = lambda crops: PooledCrops(crops, pool)
 
 
 def cache_identity(
