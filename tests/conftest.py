@@ -26,6 +26,17 @@ def speech_like(num_samples: int, sample_rate: int = 16000, seed: int = 0, chann
     return torch.stack(out).float().clamp(-1, 1)
 
 
+def stream_codes(codec: Codec, wav: torch.Tensor, sizes: list[int]) -> torch.Tensor:
+    """Codes ``[B, K, F]`` of ``wav [B, 1, T]`` streamed in chunks of ``sizes`` samples (cycled), flushed."""
+    stream, outs, pos = codec.stream(batch_size=wav.shape[0]), [], 0
+    while pos < wav.shape[-1]:
+        for n in sizes:
+            outs.append(stream.encode(wav[..., pos : pos + n]))
+            pos += n
+    outs.append(stream.flush().codes)
+    return torch.cat(outs, dim=-1)
+
+
 @pytest.fixture(scope="session")
 def debug_config() -> CodecConfig:
     return CodecConfig.from_yaml("debug")

@@ -19,7 +19,7 @@ from codec.checkpoint import save_model
 from codec.config import ConfigError
 from codec.model import build_model
 from codec.modules.resample import FramePool, FrameUnpool
-from tests.conftest import speech_like
+from tests.conftest import speech_like, stream_codes
 from tests.test_streaming import _state_tensors
 from tests.tiny_presets import PRESETS, tiny_config
 
@@ -63,20 +63,10 @@ def test_shapes(codec: Codec) -> None:
     assert latent.shape == (3, frames, codec.config.latent_dim)
 
 
-def _stream_codes(codec: Codec, wav: torch.Tensor, sizes: list[int]) -> torch.Tensor:
-    stream, outs, pos = codec.stream(batch_size=wav.shape[0]), [], 0
-    while pos < wav.shape[-1]:
-        for n in sizes:
-            outs.append(stream.encode(wav[..., pos : pos + n]))
-            pos += n
-    outs.append(stream.flush().codes)
-    return torch.cat(outs, dim=-1)
-
-
 @pytest.mark.parametrize("sizes", [[1, 999], [7, 333, 1, 1280], [2560, 3]])
 def test_streaming_encode_in_any_chunking_gives_offline_codes(codec: Codec, sizes: list[int]) -> None:
     wav = torch.stack([speech_like(6001, seed=3), speech_like(6001, seed=4)])
-    assert torch.equal(_stream_codes(codec, wav, sizes), codec.encode(wav, 16000).codes)
+    assert torch.equal(stream_codes(codec, wav, sizes), codec.encode(wav, 16000).codes)
 
 
 @pytest.mark.parametrize("frames", [1, 2, 5])

@@ -9,26 +9,16 @@ import torch
 
 from codec import Codec
 from codec.streaming import StreamingError
-from tests.conftest import speech_like
+from tests.conftest import speech_like, stream_codes
 
 HOP = 160  # debug preset
-
-
-def _stream_encode(codec: Codec, wav: torch.Tensor, sizes: list[int]) -> torch.Tensor:
-    stream, outs, pos = codec.stream(batch_size=wav.shape[0]), [], 0
-    while pos < wav.shape[-1]:
-        for n in sizes:
-            outs.append(stream.encode(wav[..., pos : pos + n]))
-            pos += n
-    outs.append(stream.flush().codes)
-    return torch.cat(outs, dim=-1)
 
 
 @pytest.mark.parametrize("sizes", [[1], [7, 333, 1, 160], [159], [161, 480], [HOP * 16]])
 def test_streaming_encode_in_odd_chunks_gives_offline_codes(debug_codec: Codec, sizes: list[int]) -> None:
     wav = torch.stack([speech_like(7777, seed=1), speech_like(7777, seed=2)])
     offline = debug_codec.encode(wav, 16000).codes
-    assert torch.equal(_stream_encode(debug_codec, wav, sizes), offline)
+    assert torch.equal(stream_codes(debug_codec, wav, sizes), offline)
 
 
 @pytest.mark.parametrize("frames", [1, 2, 3, 7])
