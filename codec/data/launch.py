@@ -54,7 +54,7 @@ class LocalGroup:
         for proc in self.procs:
             code = proc.wait()
             if status == 0 and code != 0:
-                status = code if code > 0 else 128 - code
+                status = _shell_status(code)
         return status
 
     def stop(self) -> None:
@@ -106,7 +106,12 @@ def _watch(group: LocalGroup) -> None:
         if failed:
             time.sleep(GRACE_SECONDS)  # the first process usually ends by itself meanwhile
             group.stop()
-            os._exit(failed[0] if failed[0] > 0 else 128 - failed[0])
+            os._exit(_shell_status(failed[0]))
         if all(p.returncode is not None for p in group.procs):
             return
         time.sleep(0.5)
+
+
+def _shell_status(returncode: int) -> int:
+    """A non-zero ``Popen.returncode`` as a shell reports it (killed by signal N: 128 + N)."""
+    return returncode if returncode > 0 else 128 - returncode
