@@ -85,17 +85,14 @@ class ResidualVQ(nn.Module):
         with torch.no_grad():
             parts = [lvl.search_tensors() for lvl in self.levels]
             projected = self.levels[0].projected
-            packed = _Packed(
-                search=torch.stack([p[0] for p in parts]).contiguous(),
-                search_bias=torch.stack([p[1] for p in parts]).contiguous(),
-                out_codebooks=torch.stack([p[2] for p in parts]).contiguous(),
-                in_weight=torch.stack([lvl.in_proj.weight for lvl in self.levels]) if projected else None,
-                in_bias=torch.stack([lvl.in_proj.bias for lvl in self.levels]) if projected else None,
-                stages=None,  # type: ignore[arg-type]  # set below, from the stacked tensors
+            stacked = (
+                torch.stack([p[0] for p in parts]).contiguous(),
+                torch.stack([p[1] for p in parts]).contiguous(),
+                torch.stack([p[2] for p in parts]).contiguous(),
+                torch.stack([lvl.in_proj.weight for lvl in self.levels]) if projected else None,
+                torch.stack([lvl.in_proj.bias for lvl in self.levels]) if projected else None,
             )
-            packed.stages = reference.prepare_encode(
-                packed.search, packed.search_bias, packed.out_codebooks, packed.in_weight, packed.in_bias
-            )
+            packed = _Packed(*stacked, stages=reference.prepare_encode(*stacked))
         self._cache = (versions, packed)
         return packed
 

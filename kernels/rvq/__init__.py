@@ -66,9 +66,7 @@ def rvq_decode(
 
             return _triton.rvq_decode(codes, out_codebooks)
         check_decode_args(codes, out_codebooks)
-        if table is not None and codes.numel() * out_codebooks.shape[-1] <= reference.ONE_GATHER:
-            return reference.decode_table(codes, table)
-        return reference.rvq_decode(codes, out_codebooks)
+        return reference.rvq_decode(codes, out_codebooks, table)
 
 
 __all__ = ["reference", "rvq_decode", "rvq_encode"]

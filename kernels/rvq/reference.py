@@ -118,7 +118,7 @@ def rvq_encode(
 
 # Inputs up to this many values ([N, K, D]) are decoded with one gather and one sum instead
 # of K of each: at one frame per call (streaming) the per-op overhead is most of the cost.
-ONE_GATHER = 1 << 20
+_ONE_GATHER = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -154,15 +154,19 @@ def decode_table(codes: torch.Tensor, table: DecodeTable) -> torch.Tensor:
     return table.rows[index].sum(1)
 
 
-def rvq_decode(codes: torch.Tensor, out_codebooks: torch.Tensor) -> torch.Tensor:
-    """Args: codes ``[N, K]`` (K <= stages in out_codebooks); out_codebooks ``[K', S, D]``.
+def rvq_decode(
+    codes: torch.Tensor, out_codebooks: torch.Tensor, table: DecodeTable | None = None
+) -> torch.Tensor:
+    """Args: codes ``[N, K]`` (K <= stages in out_codebooks); out_codebooks ``[K', S, D]``;
+    table: ``out_codebooks`` prepared by :func:`prepare_decode`, used for small inputs (built
+    here when not given).
 
     Returns the summed codewords ``[N, D]`` float32 (codes outside ``[0, S)`` add zero).
     """
     n, num_stages = codes.shape
     size, dim = out_codebooks.shape[1], out_codebooks.shape[2]
-    if n * num_stages * dim <= ONE_GATHER:
-        return decode_table(codes, prepare_decode(out_codebooks[:num_stages]))
+    if n * num_stages * dim <= _ONE_GATHER:
+        return decode_table(codes, table or prepare_decode(out_codebooks[:num_stages]))
     table = out_codebooks[:num_stages].float()
     valid = (codes >= 0) & (codes < size)
     codes = torch.where(valid, codes, 0).long()
