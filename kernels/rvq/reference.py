@@ -37,7 +37,7 @@ class EncodeStages:
     at one frame per call, re-deriving them costs as much as a third of the search.
     """
 
-    neg_bias: tuple[torch.Tensor, ...]  # [S] each
+    neg_bias: tuple[torch.Tensor | None, ...]  # [S] each, or None where the bias is all zero
     search_t: tuple[torch.Tensor, ...]  # [d, S] each
     out_codebooks: tuple[torch.Tensor, ...]  # [S, D] each
     proj: tuple[torch.Tensor | None, ...]  # [D, d] each, or None
@@ -67,8 +67,11 @@ def prepare_encode(
         proj_bias: tuple[torch.Tensor | None, ...] = (None,) * stages
     else:
         proj, proj_bias = in_weight.float().unbind(0), in_bias.float().unbind(0)
+    # An all-zero bias (factorized) is left out: the product alone has the same scores, without
+    # first filling the scores with the bias (a third of a block's product on a CPU).
+    neg_bias = tuple(None if not b.any() else b for b in search_bias.float().neg().unbind(0))
     return EncodeStages(
-        search_bias.float().neg().unbind(0),
+        neg_bias,
         search.float().transpose(1, 2).unbind(0),
         out_codebooks.float().unbind(0),
         proj,
@@ -76,21 +79,40 @@ def prepare_encode(
     )
 
 
+# On a CPU, rows are searched in blocks of this many: a block's scores ([rows, S] float32,
+# 1 MiB at S = 1024) stay in the core's cache from the product to the max, where a whole
+# batch's would go through memory (measured 1.3-1.6x faster search on a 2-core Xeon VM).  Each
+# row's arithmetic is the same in any block, so codes do not depend on it.
+SEARCH_ROWS = 256
+
+
 def encode_stages(
     x: torch.Tensor, stages: EncodeStages, return_quantized: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """:func:`rvq_encode` on prepared stages: codes ``[N, K]`` int64 and, optionally, the
     quantized latent ``[N, D]`` float32 for latents ``x [N, D]``."""
-    r = x.float()
-    codes = []
-    for k in range(len(stages)):
-        proj = stages.proj[k]
-        z = r if proj is None else torch.addmm(stages.proj_bias[k], r, proj)
-        idx = torch.addmm(stages.neg_bias[k], z, stages.search_t[k]).argmax(dim=-1)
-        codes.append(idx)
-        r = r - stages.out_codebooks[k][idx]
-    quantized = x.float() - r if return_quantized else None
-    return torch.stack(codes, dim=1), quantized
+    x = x.float()
+    n = x.shape[0]
+    cpu = x.device.type == "cpu"
+    block = SEARCH_ROWS if cpu else max(n, 1)
+    codes = torch.empty(n, len(stages), dtype=torch.long, device=x.device)
+    quantized = torch.empty_like(x) if return_quantized else None
+    for start in range(0, n, block):
+        r = x[start : start + block]
+        for k in range(len(stages)):
+            proj = stages.proj[k]
+            z = r if proj is None else torch.addmm(stages.proj_bias[k], r, proj)
+            bias = stages.neg_bias[k]
+            scores = (
+                torch.mm(z, stages.search_t[k]) if bias is None else torch.addmm(bias, z, stages.search_t[k])
+            )
+            # The first best score on ties, as argmax; max(dim) is about 3x faster on a CPU.
+            idx = scores.max(dim=-1).indices if cpu else scores.argmax(dim=-1)
+            codes[start : start + block, k] = idx
+            r = r - stages.out_codebooks[k].index_select(0, idx)  # 3x faster than [idx] on a CPU
+        if quantized is not None:
+            quantized[start : start + block] = x[start : start + block] - r
+    return codes, quantized
 
 
 def rvq_encode(
