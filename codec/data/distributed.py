@@ -1,12 +1,19 @@
-"""The processes of a tokenize run: one local process, or a Lightning Fabric DDP group.
+"""The processes of a tokenize run: one local process, or a DDP process group.
 
-One process needs no process group, so it does not import Lightning (several seconds at
-start-up).  Several processes (``--devices N``, ``--num-nodes M``) are Lightning's: Fabric
-starts the local processes itself (re-running the same command with ``LOCAL_RANK`` set), and
-takes ranks and the rendezvous from the environment when a launcher already started them:
-SLURM (``srun``), ``torchrun``, or ``MASTER_ADDR``/``MASTER_PORT``/``NODE_RANK`` by hand.  The
-group (gloo on CPU, NCCL on GPUs) only carries a few small messages: the plan's status from
-rank 0, the end-of-run barrier and the totals.
+One process needs no group.  Several processes (``--devices N``, ``--num-nodes M``) form a
+``torch.distributed`` group (gloo on CPU, NCCL on GPUs) that only carries a few small
+messages: the plan's status from rank 0, the totals and the end-of-run barrier.  Who starts
+them decides how they meet:
+
+* processes started with the ``env://`` rendezvous in their environment (``LOCAL_RANK``,
+  ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``; ``RANK`` or ``NODE_RANK``): the ones
+  ``codec tokenize --devices N`` starts itself (:mod:`codec.data.launch`), or ``torchrun``'s,
+  join with ``torch.distributed.init_process_group`` directly.  Lightning is not imported:
+  its import alone (it pulls in ``torch._dynamo`` and torchmetrics) costs every process
+  seconds of CPU, more than a short run's coding, and Fabric would only join the same group;
+* anything else (SLURM's ``srun``, or ``--num-nodes`` with one process per node and no
+  ``LOCAL_RANK``) is Lightning Fabric's: it reads SLURM's variables (node list, task ids) and
+  starts or joins the processes.
 """
 
 from __future__ import annotations
@@ -23,6 +30,10 @@ from codec.exitcodes import UsageError
 # Launchers that start every process themselves (Fabric then only joins their group): the
 # number of processes they started.
 _LAUNCHER_VARS = ("SLURM_NTASKS", "WORLD_SIZE")
+# The env:// rendezvous of processes started with their ranks (by codec.data.launch, torchrun).
+_ENV_VARS = ("LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+# How long a process waits for the others in a collective (rank 0 plans a corpus meanwhile).
+_TIMEOUT = datetime.timedelta(hours=2)
 
 
 class Ranks(Protocol):
@@ -35,6 +46,7 @@ class Ranks(Protocol):
     def broadcast(self, obj: Any) -> Any: ...
     def sum(self, values: list[float]) -> list[float]: ...
     def barrier(self) -> None: ...
+    def close(self) -> None: ...
 
 
 class LocalRanks:
@@ -54,6 +66,46 @@ class LocalRanks:
     def barrier(self) -> None:
         pass
 
+    def close(self) -> None:
+        pass
+
+
+class TorchRanks:
+    """Processes of an ``env://`` group (see the module docstring); ``close()`` leaves it."""
+
+    def __init__(self, accelerator: str, rank: int, world_size: int, local_rank: int) -> None:
+        import torch.distributed as dist
+
+        self.rank, self.world_size = rank, world_size
+        if accelerator == "cuda":
+            torch.cuda.set_device(local_rank)
+            self.device = torch.device("cuda", local_rank)
+        else:
+            self.device = torch.device("cpu")
+        backend = "nccl" if accelerator == "cuda" else "gloo"
+        dist.init_process_group(
+            backend, init_method="env://", rank=rank, world_size=world_size, timeout=_TIMEOUT
+        )
+        self._dist = dist
+
+    def broadcast(self, obj: Any) -> Any:
+        box = [obj]
+        self._dist.broadcast_object_list(box, src=0, device=self.device)
+        return box[0]
+
+    def sum(self, values: list[float]) -> list[float]:
+        # On the process's device: NCCL reduces CUDA tensors only.
+        total = torch.tensor(values, dtype=torch.float64, device=self.device)
+        self._dist.all_reduce(total)
+        return [float(v) for v in total.cpu()]
+
+    def barrier(self) -> None:
+        self._dist.barrier()
+
+    def close(self) -> None:
+        if self._dist.is_initialized():
+            self._dist.destroy_process_group()
+
 
 class FabricRanks:
     """Processes of a Lightning Fabric DDP group (see the module docstring)."""
@@ -66,7 +118,7 @@ class FabricRanks:
         for name in ("lightning.fabric", "lightning.pytorch", "lightning_fabric"):
             logging.getLogger(name).setLevel(logging.WARNING)
 
-        strategy = DDPStrategy(timeout=datetime.timedelta(hours=2))
+        strategy = DDPStrategy(timeout=_TIMEOUT)
         self.fabric = Fabric(accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy)
         self.fabric.launch()
         self.rank, self.world_size = self.fabric.global_rank, self.fabric.world_size
@@ -83,6 +135,9 @@ class FabricRanks:
 
     def barrier(self) -> None:
         self.fabric.barrier()
+
+    def close(self) -> None:
+        pass  # Fabric's group lives as long as the process
 
 
 def start(device: str, devices: int, num_nodes: int) -> Ranks:
@@ -109,7 +164,37 @@ def start(device: str, devices: int, num_nodes: int) -> Ranks:
     launched = any(os.environ.get(v, "1").strip() not in ("", "1") for v in _LAUNCHER_VARS)
     if devices * num_nodes == 1 and not launched:
         return LocalRanks(torch.device("cuda" if accelerator == "cuda" else "cpu"))
+    if all(v in os.environ for v in _ENV_VARS):
+        return TorchRanks(accelerator, *env_ranks(devices, num_nodes))
     try:
         return FabricRanks(accelerator, devices, num_nodes)
     except ImportError as err:
         raise UsageError(f"several processes need Lightning (pip install 'codec[data]'): {err}") from None
+
+
+def env_ranks(
+    devices: int, num_nodes: int, environ: dict[str, str] | os._Environ = os.environ
+) -> tuple[int, int, int]:
+    """``(rank, world_size, local_rank)`` of a process started with the ``env://`` variables.
+
+    ``RANK`` when the launcher sets it (``torchrun``), else ``NODE_RANK * devices + LOCAL_RANK``
+    (:mod:`codec.data.launch`, or set by hand).  Raises ``UsageError`` when they disagree with
+    ``--devices``/``--num-nodes``.
+    """
+    try:
+        world_size, local_rank = int(environ["WORLD_SIZE"]), int(environ["LOCAL_RANK"])
+        rank = (
+            int(environ["RANK"])
+            if "RANK" in environ
+            else int(environ.get("NODE_RANK", "0")) * devices + local_rank
+        )
+    except ValueError as err:
+        raise UsageError(f"the process group's environment is not a set of integers: {err}") from None
+    if world_size != devices * num_nodes:
+        raise UsageError(
+            f"WORLD_SIZE={world_size} in the environment, but --devices {devices} x --num-nodes {num_nodes}"
+            f" is {devices * num_nodes} processes"
+        )
+    if not (0 <= local_rank < devices and 0 <= rank < world_size):
+        raise UsageError(f"rank {rank} (LOCAL_RANK={local_rank}) is outside a group of {world_size}")
+    return rank, world_size, local_rank

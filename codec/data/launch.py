@@ -1,25 +1,20 @@
 """Starting the local processes of ``codec tokenize --devices N`` before anything heavy is imported.
 
-Lightning Fabric starts a node's other processes itself when ``Fabric.launch()`` runs: by then
-the first process has imported PyTorch and Lightning (seconds each on a small CPU machine), and
-every other process imports them again, one after the other with the first.  The command line
-knows the process count before it imports anything, so it starts the other local processes at
-once, exactly as Fabric would (the same command with ``LOCAL_RANK`` set, and ``MASTER_ADDR``,
-``MASTER_PORT``, ``NODE_RANK``, ``WORLD_SIZE`` in the environment), and every process imports
-in parallel.  Fabric then finds the processes started (its ``LightningEnvironment`` sees
-``LOCAL_RANK``) and only joins them into its DDP group, as under ``torchrun``.
+The command line knows the process count before it imports anything, so the first process
+starts the node's other processes at once (the same command with ``LOCAL_RANK`` set, and
+``MASTER_ADDR``, ``MASTER_PORT``, ``NODE_RANK``, ``WORLD_SIZE`` in the environment, as
+``torchrun`` would) and every process imports PyTorch in parallel, then joins the group by
+that ``env://`` rendezvous (:mod:`codec.data.distributed`).
 
 Nothing is started when a launcher already started the processes (SLURM's ``srun``,
-``torchrun``, a hand-set ``LOCAL_RANK``), for a single process, or when Lightning is missing
-(the run then reports that in one line).  The first process watches the others: when one fails
-it stops the rest (after a grace period in which the first process usually reports the error
-itself), so nobody waits for a peer that is gone.
+``torchrun``, a hand-set ``LOCAL_RANK``) or for a single process.  The first process watches
+the others: when one fails it stops the rest (after a grace period in which the first process
+usually reports the error itself), so nobody waits for a peer that is gone.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import signal
 import socket
@@ -72,13 +67,11 @@ def start_local_processes(argv: Sequence[str], devices: int, num_nodes: int) -> 
         argv: the ``codec`` command's arguments (``["tokenize", ...]``), passed on unchanged.
         devices: processes per node.
         num_nodes: nodes (``NODE_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT`` come from the
-            environment on several nodes, as Fabric reads them).
+            environment on several nodes, as torchrun sets them).
     Returns: the started processes (none when nothing is to be started here).
     """
     if devices == 1 or launched_externally():
         return LocalGroup()
-    if importlib.util.find_spec("lightning") is None:
-        return LocalGroup()  # the run reports the missing extra in one line
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
     os.environ.setdefault("MASTER_PORT", str(free_port()))
     os.environ.setdefault("NODE_RANK", "0")

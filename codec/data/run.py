@@ -86,8 +86,14 @@ def tokenize(opts: TokenizeOptions, ranks: Ranks | None = None) -> TokenizeRepor
     """
     check_options(opts)
     threads = torch.get_num_threads()  # start() sets one per CPU process; restored for callers
+    own = ranks is None
     try:
-        return _tokenize(opts, ranks or start(opts.device, opts.devices, opts.num_nodes))
+        ranks = ranks or start(opts.device, opts.devices, opts.num_nodes)
+        try:
+            return _tokenize(opts, ranks)
+        finally:
+            if own:
+                ranks.close()
     finally:
         torch.set_num_threads(threads)
 

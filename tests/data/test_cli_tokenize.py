@@ -15,6 +15,7 @@ import pytest
 import soundfile as sf
 
 from codec.cli import main
+from codec.data.launch import free_port
 from tests.conftest import speech_like
 from tests.data.kit import all_ids, check_output
 from tests.faults.kit import cli_command
@@ -22,8 +23,16 @@ from tests.faults.kit import cli_command
 CLI = cli_command()
 
 
-def _run(argv: list, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, *map(str, argv)], capture_output=True, text=True, timeout=timeout)
+def _run(argv: list, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = None if env is None else {**os.environ, **env}
+    return subprocess.run([*CLI, *map(str, argv)], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def _shard_ranks(out: Path) -> list[int]:
+    index = json.loads((out / "index.json").read_text())
+    return [
+        json.loads(pq.read_schema(out / s["file"]).metadata[b"codec.shard"])["rank"] for s in index["shards"]
+    ]
 
 
 @pytest.mark.parametrize(
@@ -57,15 +66,60 @@ def test_bad_inputs_are_one_line_and_exit_2(capsys, corpus, model_dir, tmp_path)
 def test_two_processes(corpus, model_dir, model, tmp_path) -> None:
     out = tmp_path / "out"
     argv = ["tokenize", corpus, "-o", out, "--model", model_dir, "--device", "cpu", "--devices", 2]
-    done = _run(argv)  # 8 items, default --shard-size: still one shard per process
-    assert done.returncode == 0, done.stderr
+    # 8 items, default --shard-size: still one shard per process.  Every import is logged: the
+    # processes this command starts meet by torch.distributed's env:// rendezvous, no Lightning.
+    done = _run(argv, env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
     assert "8 items" in done.stdout and "1 error " in done.stdout
     check_output(out, model, all_ids())
-    index = json.loads((out / "index.json").read_text())
-    ranks = [
-        json.loads(pq.read_schema(out / s["file"]).metadata[b"codec.shard"])["rank"] for s in index["shards"]
+    assert _shard_ranks(out) == [0, 1]  # each rank its own shard
+    imports = [
+        line.rsplit("|", 1)[-1].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:")
     ]
-    assert ranks == [0, 1]  # each rank its own shard
+    assert imports.count("torch.distributed.distributed_c10d") == 2, "both processes log their imports"
+    assert not [m for m in imports if m.startswith(("lightning", "torchmetrics"))]
+
+
+@pytest.mark.slow
+def test_two_processes_under_slurm_are_lightnings(corpus, model_dir, model, tmp_path) -> None:
+    """``srun`` starts every task with SLURM's variables and no LOCAL_RANK: Lightning Fabric
+    reads them and forms the group (here two tasks started by hand, as srun would)."""
+    out = tmp_path / "out"
+    argv = [
+        *CLI,
+        "tokenize",
+        corpus,
+        "-o",
+        out,
+        "--model",
+        model_dir,
+        "--device",
+        "cpu",
+        "--devices",
+        2,
+        "-q",
+    ]
+    slurm = {"SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "2", "SLURM_NODEID": "0", "SLURM_JOB_ID": "1",
+             "SLURM_NODELIST": "localhost", "SLURM_JOB_NAME": "tokenize"}  # fmt: skip
+    slurm["MASTER_PORT"] = str(free_port())
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "WORLD_SIZE", "RANK", "MASTER_ADDR")
+    }
+    logs = [(tmp_path / f"out{r}.txt", tmp_path / f"err{r}.txt") for r in (0, 1)]
+    procs = []
+    for r, (stdout, stderr) in enumerate(logs):  # files, not pipes: a full pipe would stall a rank
+        task = {**slurm, "SLURM_PROCID": str(r), "SLURM_LOCALID": str(r), "PYTHONPROFILEIMPORTTIME": "1"}
+        with stdout.open("w") as o, stderr.open("w") as e:
+            procs.append(subprocess.Popen([str(a) for a in argv], env={**env, **task}, stdout=o, stderr=e))
+    codes = [p.wait(timeout=300) for p in procs]
+    results = [(o.read_text(), e.read_text()) for o, e in logs]
+    assert codes == [0, 0], results[0][1][-3000:]
+    assert "8 items" in results[0][0] and results[1][0] == ""  # rank 0 reports
+    check_output(out, model, all_ids())
+    assert _shard_ranks(out) == [0, 1]
+    assert "lightning.fabric" in results[1][1]  # the task imported Lightning for its group
 
 
 @pytest.fixture(scope="module")

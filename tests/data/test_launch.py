@@ -11,6 +11,8 @@ import pytest
 from codec.cli import build_parser
 from codec.data import launch
 from codec.data.cli import child_argv
+from codec.data.distributed import env_ranks
+from codec.exitcodes import UsageError
 
 _ENV = ("LOCAL_RANK", "WORLD_SIZE", "SLURM_NTASKS", "MASTER_ADDR", "MASTER_PORT", "NODE_RANK")
 
@@ -110,3 +112,31 @@ def test_a_failed_process_sets_the_exit_status_and_stop_kills(tmp_path: Path) ->
     group = launch.LocalGroup([slow])
     group.stop()
     assert group.wait(0) == 128 + 9  # SIGKILL
+
+
+@pytest.mark.parametrize(
+    ("env", "devices", "num_nodes", "want"),
+    [
+        ({"LOCAL_RANK": "1", "WORLD_SIZE": "2"}, 2, 1, (1, 2, 1)),  # started by codec tokenize
+        ({"LOCAL_RANK": "1", "WORLD_SIZE": "6", "NODE_RANK": "2"}, 2, 3, (5, 6, 1)),  # node 2 of 3
+        ({"LOCAL_RANK": "0", "WORLD_SIZE": "4", "RANK": "3", "NODE_RANK": "0"}, 2, 2, (3, 4, 0)),  # torchrun
+    ],
+)
+def test_ranks_from_the_environment(env, devices, num_nodes, want) -> None:
+    assert env_ranks(devices, num_nodes, env) == want
+
+
+@pytest.mark.parametrize(
+    ("env", "match"),
+    [
+        (
+            {"LOCAL_RANK": "0", "WORLD_SIZE": "4"},
+            r"WORLD_SIZE=4 in the environment, but --devices 2 x --num-nodes 1",
+        ),
+        ({"LOCAL_RANK": "2", "WORLD_SIZE": "2"}, r"rank 2 \(LOCAL_RANK=2\) is outside a group of 2"),
+        ({"LOCAL_RANK": "x", "WORLD_SIZE": "2"}, "not a set of integers"),
+    ],
+)
+def test_a_wrong_environment_is_a_usage_error(env, match) -> None:
+    with pytest.raises(UsageError, match=match):
+        env_ranks(2, 1, env)
