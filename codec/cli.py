@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import importlib
 import re
 import sys
@@ -185,5 +186,18 @@ def _preload() -> None:
         importlib.import_module("codec.commands")
 
 
+def entry() -> None:
+    """The ``codec`` program (console script, ``python -m codec``): :func:`main`, then exit.
+
+    The process ends right after, so every object still alive is frozen out of the cyclic
+    garbage collector first: the interpreter's last collections then skip everything PyTorch
+    created (0.3-0.4 s of the 0.6 s a process that imported PyTorch spends exiting, measured on
+    a 2-core Xeon VM).  Finalizers and ``atexit`` handlers run as before.
+    """
+    status = main()
+    gc.freeze()
+    sys.exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
