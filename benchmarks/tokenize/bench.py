@@ -5,7 +5,9 @@ start-up, as a user sees it):
 
 * ``throughput``: the same files (default: LibriSpeech dev and train subsets of
   /work/shared/data) through ``codec encode DIR -o OUT`` (one file at a time, one ``.cdc``
-  each), ``codec tokenize`` with 1 process and with 2 processes; hours of audio per minute;
+  each; with 2 threads, the default, and with 1), ``codec tokenize`` with 1 process and with 2
+  processes; ``--repeats`` rounds of all commands in turn, the median wall time of each; hours
+  of audio per minute, and each command's ratio to both ``encode DIR`` rows;
 * ``padding``: frames the model ran on because of padding, relative to the valid frames, for
   the length-bucketed batches of ``codec tokenize`` and for the same batch budget in input
   order (no bucketing), from the run's plan;
@@ -87,25 +89,43 @@ def _throughput_table(args: argparse.Namespace, work: Path, limit: int | None, p
     for n in args.processes:
         tok = [*cli, "tokenize", root, "-o", work / f"tok{n}", "--model", args.model, "--device", "cpu"]
         runs.append((f"`codec tokenize --devices {n}`", [*tok, "--devices", n], {}))
-    rows, base = [], None
-    for label, argv, env in runs:
-        done = kit.run([str(a) for a in argv], env)
-        if done.returncode != 0:
-            rows.append(
-                [label, f"failed (exit {done.returncode}): {done.stderr.strip()[-200:]}", "", "", "", ""]
-            )
+    # Rounds: every command once per round, in turn, so slow moments of a shared machine fall
+    # on all of them; each command's median over the rounds is reported.
+    seconds: dict[str, list[float]] = {label: [] for label, _, _ in runs}
+    coding: dict[str, list[float]] = {label: [] for label, _, _ in runs}
+    failed: dict[str, str] = {}
+    for _ in range(args.repeats):
+        for label, argv, env in runs:
+            shutil.rmtree(argv[argv.index("-o") + 1], ignore_errors=True)  # a fresh output each time
+            done = kit.run([str(a) for a in argv], env)
+            if done.returncode != 0:
+                failed[label] = f"failed (exit {done.returncode}): {done.stderr.strip()[-200:]}"
+                continue
+            seconds[label].append(done.seconds)
+            found = re.search(r"= ([0-9.]+) h of audio per minute", done.stdout)
+            if found:
+                coding[label].append(float(found.group(1)))
+    median = {label: float(np.median(v)) for label, v in seconds.items() if v}
+    base2, base1 = (median.get(label) for label, _, _ in runs[:2])
+    rows = []
+    for label, _, _ in runs:
+        if label not in median:
+            rows.append([label, failed.get(label, "failed"), "", "", "", "", ""])
             continue
-        rate = hours * 60 / done.seconds
-        base = rate if base is None else base
-        coding = re.search(r"= ([0-9.]+) h of audio per minute", done.stdout)
-        rows.append([label, f"{done.seconds:.1f}", f"{rate:.2f}", f"{hours * 3600 / done.seconds:.0f}x",
-                     f"{rate / base:.2f}x", coding.group(1) if coding else "-"])  # fmt: skip
-    header = ["command", "wall s", "hours of audio / min", "real time", "vs encode DIR (2 threads)",
+        wall, times = median[label], seconds[label]
+        spread = f" ({min(times):.1f}-{max(times):.1f})" if len(times) > 1 else ""
+        after = f"{np.median(coding[label]):.2f}" if coding[label] else "-"
+        rows.append([label, f"{wall:.1f}{spread}", f"{hours * 60 / wall:.2f}", f"{hours * 3600 / wall:.0f}x",
+                     f"{base1 / wall:.2f}x" if base1 else "-", f"{base2 / wall:.2f}x" if base2 else "-",
+                     after])  # fmt: skip
+    header = ["command", "wall s, median (range)", "hours of audio / min", "real time",
+              "vs encode DIR, 1 thread", "vs encode DIR, 2 threads",
               "h/min after start-up (summary)"]  # fmt: skip
     text = [
         f"Files: {len(files)} LibriSpeech FLAC files (16 kHz mono) from "
         f"{', '.join(str(i) for i in args.inputs)}, {hours:.3f} h of audio; model `{args.model}`; "
-        "each command a fresh child process, timed wall clock including start-up (the last column: "
+        f"each command a fresh child process, timed wall clock including start-up, {args.repeats} "
+        "rounds of all commands in turn, the median of each (the last column: "
         "the throughput `codec tokenize` prints, from after its processes have started and met to "
         "the index written; it includes loading the model and planning).",
         "",
@@ -237,6 +257,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="throughput: the first N files, one table each (0: all)",
     )
     p.add_argument("--processes", type=int, nargs="+", default=[1, 2], help="tokenize process counts")
+    p.add_argument("--repeats", type=int, default=3, help="rounds of the throughput commands (median)")
     p.add_argument("--batch-seconds", type=float, nargs="+", default=[20.0, 60.0, 180.0])
     p.add_argument("--memory-files", type=int, nargs="+", default=[1000, 10000])
     p.add_argument("--memory-repeats", type=int, default=1, help="runs per size (peak RSS varies run to run)")
