@@ -93,26 +93,30 @@ def encode_stages(
     quantized latent ``[N, D]`` float32 for latents ``x [N, D]``."""
     x = x.float()
     n = x.shape[0]
+    if x.device.type != "cpu" or n <= SEARCH_ROWS:
+        return _encode_rows(x, stages, return_quantized)
+    parts = [_encode_rows(x[i : i + SEARCH_ROWS], stages, return_quantized) for i in range(0, n, SEARCH_ROWS)]
+    codes = torch.cat([c for c, _ in parts])
+    return codes, torch.cat([q for _, q in parts]) if return_quantized else None
+
+
+def _encode_rows(
+    x: torch.Tensor, stages: EncodeStages, return_quantized: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Every stage for float32 rows ``x [n, D]``."""
     cpu = x.device.type == "cpu"
-    block = SEARCH_ROWS if cpu else max(n, 1)
-    codes = torch.empty(n, len(stages), dtype=torch.long, device=x.device)
-    quantized = torch.empty_like(x) if return_quantized else None
-    for start in range(0, n, block):
-        r = x[start : start + block]
-        for k in range(len(stages)):
-            proj = stages.proj[k]
-            z = r if proj is None else torch.addmm(stages.proj_bias[k], r, proj)
-            bias = stages.neg_bias[k]
-            scores = (
-                torch.mm(z, stages.search_t[k]) if bias is None else torch.addmm(bias, z, stages.search_t[k])
-            )
-            # The first best score on ties, as argmax; max(dim) is about 3x faster on a CPU.
-            idx = scores.max(dim=-1).indices if cpu else scores.argmax(dim=-1)
-            codes[start : start + block, k] = idx
-            r = r - stages.out_codebooks[k].index_select(0, idx)  # 3x faster than [idx] on a CPU
-        if quantized is not None:
-            quantized[start : start + block] = x[start : start + block] - r
-    return codes, quantized
+    r = x
+    codes = []
+    for k in range(len(stages)):
+        proj = stages.proj[k]
+        z = r if proj is None else torch.addmm(stages.proj_bias[k], r, proj)
+        bias = stages.neg_bias[k]
+        scores = torch.mm(z, stages.search_t[k]) if bias is None else torch.addmm(bias, z, stages.search_t[k])
+        # The first best score on ties, as argmax; max(dim) is about 3x faster on a CPU batch.
+        idx = scores.max(dim=-1).indices if cpu and x.shape[0] > 1 else scores.argmax(dim=-1)
+        codes.append(idx)
+        r = r - stages.out_codebooks[k].index_select(0, idx)  # 3x faster than [idx] on a CPU
+    return torch.stack(codes, dim=1), x - r if return_quantized else None
 
 
 def rvq_encode(
