@@ -81,8 +81,10 @@ def prepare_encode(
 
 # On a CPU, rows are searched in blocks of this many: a block's scores ([rows, S] float32,
 # 1 MiB at S = 1024) stay in the core's cache from the product to the max, where a whole
-# batch's would go through memory (measured 1.3-1.6x faster search on a 2-core Xeon VM).  Each
-# row's arithmetic is the same in any block, so codes do not depend on it.
+# batch's would go through memory.  Each row's arithmetic is the same in any block, so codes
+# do not depend on it.  With the max, mm and index_select of _encode_rows, the bundled model's
+# search runs 1.7x faster on 3,000 rows, 2x on 50 and 1.2x on one (a streamed frame) than a
+# whole-batch argmax loop, on one thread of a 2-core Xeon VM, with the same codes.
 SEARCH_ROWS = 256
 
 
