@@ -9,7 +9,7 @@ module              what
 ``shards``          Parquet shards, ``errors.csv``, ``index.json`` (atomic writes)
 ``options``         ``TokenizeOptions`` and their checks (no PyTorch import)
 ``launch``          ``--devices N``: the node's other processes, started before the imports
-``distributed``     one process, or a Lightning Fabric DDP group (multi-GPU, multi-node)
+``distributed``     one process, or a DDP group (torch.distributed; Lightning Fabric under SLURM)
 ``run``             the run: plan, resume, encode this rank's shards, index
 ``dataset``         :class:`TokenDataset` / :class:`IterableTokenDataset` over an output
 ``cli``             ``codec tokenize``

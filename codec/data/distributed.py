@@ -84,7 +84,12 @@ class TorchRanks:
             self.device = torch.device("cpu")
         backend = "nccl" if accelerator == "cuda" else "gloo"
         dist.init_process_group(
-            backend, init_method="env://", rank=rank, world_size=world_size, timeout=_TIMEOUT
+            backend,
+            init_method="env://",
+            rank=rank,
+            world_size=world_size,
+            timeout=_TIMEOUT,
+            device_id=self.device if accelerator == "cuda" else None,  # NCCL: this process's GPU
         )
         self._dist = dist
 
