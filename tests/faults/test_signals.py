@@ -10,7 +10,9 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from codec import Codec
@@ -76,9 +78,15 @@ def test_a_signal_mid_write_leaves_nothing(tmp_path, model_dir, long_tokens, sig
 
 
 def test_signals_at_random_moments_never_leave_a_partial_file(tmp_path, model_dir, long_tokens) -> None:
+    whole = tmp_path / "whole.flac"
+    done = subprocess.run([*CLI, *map(str, ["decode", long_tokens, "-o", whole, "--model", model_dir])])
+    assert done.returncode == 0
+    want = sf.read(whole)[0]
+    runs = tmp_path / "runs"
+    runs.mkdir()
     rng = random.Random(7)
     for i in range(6):
-        out = tmp_path / f"o{i}.flac"
+        out = runs / f"o{i}.flac"
         proc = _start(["decode", long_tokens, "-o", out, "--model", model_dir])
         time.sleep(rng.uniform(0.0, 4.0))
         proc.send_signal(rng.choice([signal.SIGTERM, signal.SIGINT, signal.SIGHUP]))
@@ -86,8 +94,21 @@ def test_signals_at_random_moments_never_leave_a_partial_file(tmp_path, model_di
         # Before the handlers are installed a signal kills the interpreter (negative status):
         # nothing was written yet then either.
         assert code in (0, 129, 130, 143) or code < 0, (code, proc.stderr.read())
-        left = sorted(p.name for p in tmp_path.iterdir())
-        assert left == ([out.name] if code == 0 else []), left
+        left = sorted(p.name for p in runs.iterdir())
+        # A signal that lands after the output was committed (while the process exits) still
+        # ends it with the signal's status: the output is then whole, never partial.
+        assert left == [out.name] if code == 0 else left in ([], [out.name]), left
+        if left:
+            assert np.array_equal(sf.read(out)[0], want), f"run {i} (exit {code}) left a partial {out.name}"
+            out.unlink()
+    # The last moment: the output has just been committed and the process is exiting.
+    out = runs / "late.flac"
+    proc = _start(["decode", long_tokens, "-o", out, "--model", model_dir])
+    _wait_for(runs, out.name, proc, timeout=120)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) in (0, 143, -signal.SIGTERM)
+    assert sorted(p.name for p in runs.iterdir()) == [out.name]
+    assert np.array_equal(sf.read(out)[0], want)
 
 
 def test_sigkill_leftovers_are_cleaned_by_the_next_run(tmp_path, model_dir, long_tokens) -> None:
