@@ -174,7 +174,10 @@ def start(device: str, devices: int, num_nodes: int) -> Ranks:
     try:
         return FabricRanks(accelerator, devices, num_nodes)
     except ImportError as err:
-        raise UsageError(f"several processes need Lightning (pip install 'codec[data]'): {err}") from None
+        raise UsageError(
+            f"a group started by SLURM (or --num-nodes without LOCAL_RANK) needs Lightning "
+            f"(pip install 'codec[data]'): {err}"
+        ) from None
 
 
 def env_ranks(
