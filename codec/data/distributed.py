@@ -124,7 +124,12 @@ class FabricRanks:
             logging.getLogger(name).setLevel(logging.WARNING)
 
         strategy = DDPStrategy(timeout=_TIMEOUT)
-        self.fabric = Fabric(accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy)
+        try:
+            self.fabric = Fabric(
+                accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy
+            )
+        except (RuntimeError, ValueError) as err:  # Fabric checks the launcher's variables here
+            raise UsageError(" ".join(str(err).split())) from None
         self.fabric.launch()
         self.rank, self.world_size = self.fabric.global_rank, self.fabric.world_size
         self.device = self.fabric.device

@@ -122,6 +122,27 @@ def test_two_processes_under_slurm_are_lightnings(corpus, model_dir, model, tmp_
     assert "lightning.fabric" in results[1][1]  # the task imported Lightning for its group
 
 
+def test_a_slurm_setup_fabric_refuses_is_one_line_and_exit_2(corpus, model_dir, tmp_path) -> None:
+    slurm = {"SLURM_NTASKS": "2", "SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_NODEID": "0",
+             "SLURM_JOB_ID": "1", "SLURM_NODELIST": "localhost", "SLURM_JOB_NAME": "tokenize"}  # fmt: skip
+    argv = [
+        "tokenize",
+        corpus,
+        "-o",
+        tmp_path / "out",
+        "--model",
+        model_dir,
+        "--device",
+        "cpu",
+        "--devices",
+        2,
+    ]
+    done = _run(argv, env=slurm)  # --ntasks without --ntasks-per-node: Lightning refuses it
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("codec: error: ") and "--ntasks-per-node" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
 @pytest.fixture(scope="module")
 def many(tmp_path_factory) -> Path:
     """40 short files: a run of a second or two, long enough to be killed in the middle."""
