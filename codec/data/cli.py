@@ -80,8 +80,8 @@ def run_tokenize(args: argparse.Namespace) -> int:
     group = getattr(args, "local_group", None) or LocalGroup()
     try:
         report = tokenize(_options(args))
-    except _Quiet as done:  # not rank 0: rank 0 has printed the error
-        return done.status
+    except _Quiet as done:  # rank 0 has printed the error (its own, or another process's)
+        return group.wait(done.status)
     except BaseException:
         group.stop()  # they may wait for this process in a collective
         raise

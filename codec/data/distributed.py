@@ -44,6 +44,7 @@ class Ranks(Protocol):
     device: torch.device
 
     def broadcast(self, obj: Any) -> Any: ...
+    def gather(self, obj: Any) -> list[Any]: ...
     def sum(self, values: list[float]) -> list[float]: ...
     def barrier(self) -> None: ...
     def close(self) -> None: ...
@@ -59,6 +60,9 @@ class LocalRanks:
 
     def broadcast(self, obj: Any) -> Any:
         return obj
+
+    def gather(self, obj: Any) -> list[Any]:
+        return [obj]
 
     def sum(self, values: list[float]) -> list[float]:
         return list(values)
@@ -98,6 +102,9 @@ class TorchRanks:
         self._dist.broadcast_object_list(box, src=0, device=self.device)
         return box[0]
 
+    def gather(self, obj: Any) -> list[Any]:
+        return _all_gather(obj, self.world_size)
+
     def sum(self, values: list[float]) -> list[float]:
         # On the process's device: NCCL reduces CUDA tensors only.
         total = torch.tensor(values, dtype=torch.float64, device=self.device)
@@ -136,6 +143,9 @@ class FabricRanks:
 
     def broadcast(self, obj: Any) -> Any:
         return self.fabric.broadcast(obj, src=0)
+
+    def gather(self, obj: Any) -> list[Any]:
+        return _all_gather(obj, self.world_size)  # Fabric's group is torch.distributed's default one
 
     def sum(self, values: list[float]) -> list[float]:
         # On the process's device: NCCL reduces CUDA tensors only.
@@ -183,6 +193,15 @@ def start(device: str, devices: int, num_nodes: int) -> Ranks:
             f"a group started by SLURM (or --num-nodes without LOCAL_RANK) needs Lightning "
             f"(pip install 'codec[data]'): {err}"
         ) from None
+
+
+def _all_gather(obj: Any, world_size: int) -> list[Any]:
+    """Every process's ``obj`` (picklable), in rank order, on every process."""
+    import torch.distributed as dist
+
+    out: list[Any] = [None] * world_size
+    dist.all_gather_object(out, obj)
+    return out
 
 
 def env_ranks(

@@ -109,8 +109,42 @@ def plan_key(listing: Listing, model: str, fingerprint: str, num_codebooks: int,
     }
 
 
+@dataclass(frozen=True)
+class Headers:
+    """What the headers of some items of a listing say: their positions in it, rates, lengths
+    (-1: not declared) and the reasons of those that could not be read, by position."""
+
+    index: np.ndarray
+    rates: np.ndarray
+    samples: np.ndarray
+    errors: dict[int, str]
+
+
+def read_headers(items: list[Item], index: range, progress: Callable[[Iterable], Iterable] = iter) -> Headers:
+    """Read the headers of ``items[i]`` for ``i`` in ``index`` (a process's slice of a listing).
+
+    Args:
+        items: the listing's items.
+        index: which of them.
+        progress: wraps the items while their headers are read (a progress bar).
+    """
+    rates = np.zeros(len(index), np.int64)
+    samples = np.full(len(index), -1, np.int64)  # -1: not declared by the header
+    errors: dict[int, str] = {}
+    for n, i in enumerate(progress(index)):
+        rate, length, error = _header(items[i])
+        rates[n], samples[n] = rate, length
+        if error is not None:
+            errors[i] = error
+    return Headers(np.asarray(index, np.int64), rates, samples, errors)
+
+
 def make_plan(
-    listing: Listing, key: dict, progress: Callable[[Iterable], Iterable] = iter, min_shards: int = 1
+    listing: Listing,
+    key: dict,
+    progress: Callable[[Iterable], Iterable] = iter,
+    min_shards: int = 1,
+    headers: list[Headers] | None = None,
 ) -> Plan:
     """Read every header, sort by duration, deal into shards (see the module docstring).
 
@@ -124,16 +158,22 @@ def make_plan(
         progress: wraps the items while their headers are read (a progress bar).
         min_shards: at least this many shards (the processes of the first run), as far as
             there are items, so that every process has work.
+        headers: the headers already read (by several processes, each a slice), which together
+            cover every item once; by default this reads them all.
     """
     items = listing.items
+    if headers is None:
+        headers = [read_headers(items, range(len(items)), progress)]
     rates = np.zeros(len(items), np.int64)
-    samples = np.full(len(items), -1, np.int64)  # -1: not declared by the header
+    samples = np.full(len(items), -1, np.int64)
+    seen = np.zeros(len(items), np.int64)
     errors: dict[int, str] = {}
-    for n, item in enumerate(progress(items)):
-        rate, length, error = _header(item)
-        rates[n], samples[n] = rate, length
-        if error is not None:
-            errors[n] = error
+    for part in headers:
+        rates[part.index], samples[part.index] = part.rates, part.samples
+        np.add.at(seen, part.index, 1)
+        errors.update(part.errors)
+    if not (seen == 1).all():
+        raise ValueError("the headers read do not cover every item exactly once")
     table = _item_table(listing, key, rates, samples, errors)
     ok = table.filter(pc.is_null(table["error"]))
     num_shards = min(ok.num_rows, max(-(-ok.num_rows // key["shard_size"]), min_shards))

@@ -5,7 +5,9 @@ it, see :mod:`codec.data.distributed`):
 
 1. rank 0 lists the inputs and makes the plan, or finds the one a killed run left and checks
    it was made for the same inputs and options (:mod:`codec.data.plan`); a complete run
-   (its ``index.json`` stamped with the same plan) is recognised and not redone;
+   (its ``index.json`` stamped with the same plan) is recognised and not redone.  With several
+   processes every one reads the headers of a slice of the items (on a corpus of millions of
+   files this is minutes of work), and rank 0 makes the plan of them all;
 2. every rank takes shards ``rank, rank + world, ...`` and codes those that are not yet
    committed (:mod:`codec.data.encode`); each shard is written atomically;
 3. after a barrier rank 0 checksums the shards and writes ``errors.csv`` and ``index.json``.
@@ -21,7 +23,7 @@ import contextlib
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,9 +35,9 @@ from codec.api import Codec
 from codec.atomic import LOCK_SUFFIX, TEMP_MARK
 from codec.data.distributed import Ranks, start
 from codec.data.encode import EncodeStats, encode_shard
-from codec.data.inputs import list_inputs
+from codec.data.inputs import Listing, list_inputs
 from codec.data.options import TokenizeOptions, check_options
-from codec.data.plan import PLAN_NAME, Plan, load_plan, make_plan, plan_key, save_plan
+from codec.data.plan import PLAN_NAME, Plan, load_plan, make_plan, plan_key, read_headers, save_plan
 from codec.data.shards import ERRORS_NAME, INDEX_NAME, SHARD_DIR, shard_info, shard_name, write_index
 from codec.exitcodes import UsageError, exit_status, message
 
@@ -103,14 +105,17 @@ def _tokenize(opts: TokenizeOptions, ranks: Ranks) -> TokenizeReport:
     codec = load_codec(opts.model, ranks.device)
     k = opts.num_codebooks or codec.total_codebooks
     status: Any = None
+    listing: Listing | None = None
     if ranks.rank == 0:
         try:
-            status = prepare(opts, codec, k, ranks.world_size)
+            status, listing = survey(opts, codec, k, ranks.world_size)
         except Exception as err:
             ranks.broadcast(("error", exit_status(err), message(err)))
             raise
     status = ranks.broadcast(status)
-    if status[0] == "error":  # rank 0 has reported it
+    if status[0] == "plan":  # every process reads a slice of the headers
+        status = plan_together(opts, status[1], listing, ranks)
+    if status[0] == "error":  # reported by rank 0
         raise _Quiet(status[1])
     report = TokenizeReport(opts.output, rank=ranks.rank)
     plan = load_plan(opts.output)
@@ -127,7 +132,8 @@ def _tokenize(opts: TokenizeOptions, ranks: Ranks) -> TokenizeReport:
 
 
 class _Quiet(Exception):
-    """Ends a non-zero rank after rank 0 reported an error (it carries the exit status)."""
+    """Ends a process whose run failed after rank 0 reported the error (it carries the exit
+    status): the other ranks, and rank 0 itself when the error was another process's."""
 
     def __init__(self, status: int) -> None:
         super().__init__(status)
@@ -144,8 +150,13 @@ def load_codec(model: str | None, device: Any) -> Codec:
     return codec
 
 
-def prepare(opts: TokenizeOptions, codec: Codec, k: int, world_size: int = 1) -> tuple[str, Any]:
-    """Rank 0: ``("done", index)`` for a complete run, else ``("run", None)`` with the plan saved."""
+def survey(opts: TokenizeOptions, codec: Codec, k: int, world_size: int) -> tuple[tuple[str, Any], Listing]:
+    """Rank 0: the state of the output and the listing of the inputs.
+
+    The state is ``("done", index)`` for a complete run, ``("run", None)`` when the plan is
+    saved (found, or made here by one process), or ``("plan", key)`` when several processes
+    have a plan to make (:func:`plan_together`).
+    """
     if opts.num_codebooks is not None and not 1 <= k <= codec.total_codebooks:
         raise UsageError(f"--num-codebooks must be in 1..{codec.total_codebooks} for {codec.name}, got {k}")
     listing = list_inputs(opts.inputs)
@@ -156,8 +167,9 @@ def prepare(opts: TokenizeOptions, codec: Codec, k: int, world_size: int = 1) ->
     plan = load_plan(out)
     if plan is None:
         _check_empty(out)
-        bar = lambda items: _bar(opts, iterable=items, desc="reading headers", unit="file")  # noqa: E731
-        plan = make_plan(listing, key, bar, min_shards=world_size)
+        if world_size > 1:
+            return ("plan", key), listing
+        plan = make_plan(listing, key, _header_bar(opts))
         save_plan(plan, out)
     elif plan.key != key:
         raise UsageError(
@@ -165,8 +177,52 @@ def prepare(opts: TokenizeOptions, codec: Codec, k: int, world_size: int = 1) ->
         )
     index = _read_json(out / INDEX_NAME)
     if index is not None and index.get("plan") == plan.digest and _shards_present(out, index):
-        return "done", index
-    return "run", None
+        return ("done", index), listing
+    return ("run", None), listing
+
+
+def plan_together(opts: TokenizeOptions, key: dict, listing: Listing | None, ranks: Ranks) -> tuple[str, Any]:
+    """Every process: read the headers of items ``rank, rank + world_size, ...``; rank 0 makes
+    the plan of them all and saves it.  Returns ``("run", None)``, or ``("error", status,
+    message)`` on every process after rank 0 has raised the first failure.
+
+    The other processes list the inputs themselves (the same folders and manifests: the output
+    folder is shared, so the inputs are too); a listing that differs from rank 0's (files
+    added or removed meanwhile) is an error, as a rerun would find another plan key.
+    """
+    reading: tuple[Any, ...]
+    try:
+        if listing is None:
+            listing = list_inputs(opts.inputs)
+        mine = range(ranks.rank, len(listing.items), ranks.world_size)
+        bar = _header_bar(opts, show=ranks.rank == 0, ranks=ranks.world_size)
+        reading = ("ok", listing.digest(), read_headers(listing.items, mine, bar))
+    except Exception as err:
+        reading = ("error", exit_status(err), message(err))
+    readings = ranks.gather(reading)
+    status: tuple[Any, ...] = ("run", None)
+    if ranks.rank == 0:
+        try:
+            failed = [r for r in readings if r[0] == "error"]
+            if failed:
+                status = failed[0]  # a process's own error, reported by this one below
+            elif any(r[1] != key["inputs"] for r in readings):
+                raise UsageError("the inputs changed while the processes listed them; run again")
+            else:
+                assert listing is not None
+                plan = make_plan(listing, key, min_shards=ranks.world_size, headers=[r[2] for r in readings])
+                save_plan(plan, opts.output)
+        except Exception as err:
+            ranks.broadcast(("error", exit_status(err), message(err)))
+            raise
+        if status[0] == "error":
+            print(f"codec: {status[2]}", file=sys.stderr, flush=True)
+    return ranks.broadcast(status)
+
+
+def _header_bar(opts: TokenizeOptions, show: bool = True, ranks: int = 1) -> Callable[[Iterable], Iterable]:
+    desc = "reading headers" if ranks == 1 else f"reading headers (rank 0 of {ranks})"
+    return lambda items: _bar(opts, iterable=items, desc=desc, unit="file", show=show)
 
 
 def _shards_present(out: Path, index: dict[str, Any]) -> bool:

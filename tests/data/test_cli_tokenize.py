@@ -15,7 +15,9 @@ import pytest
 import soundfile as sf
 
 from codec.cli import main
+from codec.data.inputs import list_inputs
 from codec.data.launch import free_port
+from codec.data.plan import load_plan, make_plan
 from tests.conftest import speech_like
 from tests.data.kit import all_ids, check_output
 from tests.faults.kit import cli_command
@@ -73,6 +75,9 @@ def test_two_processes(corpus, model_dir, model, tmp_path) -> None:
     assert "8 items" in done.stdout and "1 error " in done.stdout
     check_output(out, model, all_ids())
     assert _shard_ranks(out) == [0, 1]  # each rank its own shard
+    # Each process read half of the headers; the plan is the one a single process makes.
+    plan = load_plan(out)
+    assert plan.table.equals(make_plan(list_inputs([str(corpus)]), plan.key, min_shards=2).table)
     imports = [
         line.rsplit("|", 1)[-1].strip()
         for line in done.stderr.splitlines()

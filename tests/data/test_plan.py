@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -74,3 +75,22 @@ def test_the_plan_is_the_row_by_row_deal(corpus, tmp_path) -> None:
                 for r in got[: len(want)]] == want  # fmt: skip
         assert all(r["shard"] == -1 and r["error"] for r in got[len(want) :])
         assert len(got) == len(listing.items)
+
+
+def test_headers_read_in_slices_make_the_same_plan(corpus) -> None:
+    """Several processes each read a slice of the headers: the plan is the one of reading them all."""
+    from codec.data.inputs import list_inputs
+    from codec.data.plan import make_plan, plan_key, read_headers
+
+    listing = list_inputs([str(corpus)])
+    key = plan_key(listing, "m", "f", 4, 3)
+    whole = make_plan(listing, key, min_shards=2)
+    n = len(listing.items)
+    for world in (2, 3, n + 1):  # more processes than items: some read nothing
+        parts = [read_headers(listing.items, range(r, n, world)) for r in range(world)]
+        sliced = make_plan(listing, key, min_shards=2, headers=parts[::-1])  # any order
+        assert sliced.table.equals(whole.table) and sliced.digest == whole.digest
+    parts = [read_headers(listing.items, range(r, n, 2)) for r in range(2)]
+    for wrong in (parts[:1], [*parts, parts[0]]):  # an item missing, or read twice
+        with pytest.raises(ValueError, match="cover every item exactly once"):
+            make_plan(listing, key, headers=wrong)

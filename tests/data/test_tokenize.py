@@ -195,3 +195,46 @@ def test_a_complete_run_missing_a_shard_redoes_it(tmp_path, corpus, model_dir, m
     report = tokenize(options([corpus], out, model_dir))
     assert not report.already_complete and report.run.items == 2
     check_output(out, model, all_ids())
+
+
+class _Rank0:
+    """Rank 0 of a group of two whose other process's header reading is given."""
+
+    rank, world_size = 0, 2
+
+    def __init__(self, other: tuple) -> None:
+        self.other, self.sent = other, []
+
+    def gather(self, obj):
+        return [obj, self.other]
+
+    def broadcast(self, obj):
+        self.sent.append(obj)
+        return obj
+
+
+def test_a_failure_of_another_process_while_planning_is_reported_once(
+    capsys, corpus, model_dir, tmp_path
+) -> None:
+    from codec.data.inputs import list_inputs
+    from codec.data.plan import plan_key, read_headers
+    from codec.data.run import plan_together
+
+    opts = options([corpus], tmp_path / "out", model_dir)
+    listing = list_inputs(opts.inputs)
+    key = plan_key(listing, "m", "f", 4, 3)
+    ranks = _Rank0(("error", 2, "error: c/x.flac: cannot list"))
+    assert plan_together(opts, key, listing, ranks) == ("error", 2, "error: c/x.flac: cannot list")
+    assert capsys.readouterr().err == "codec: error: c/x.flac: cannot list\n" and ranks.sent == [ranks.other]
+    # The other process listed other files (added meanwhile): refused, on every process.
+    other = ("ok", "another listing", read_headers(listing.items, range(1, len(listing.items), 2)))
+    ranks = _Rank0(other)
+    with pytest.raises(UsageError, match="the inputs changed while the processes listed them"):
+        plan_together(opts, key, listing, ranks)
+    assert ranks.sent[0][:2] == ("error", 2)
+    assert not (tmp_path / "out").exists()  # no plan saved
+    # Both slices read: rank 0 saves the plan of them all.
+    other = ("ok", key["inputs"], read_headers(listing.items, range(1, len(listing.items), 2)))
+    (tmp_path / "out").mkdir()
+    assert plan_together(opts, key, listing, _Rank0(other)) == ("run", None)
+    assert load_plan(tmp_path / "out").shard_sizes() == [3, 3, 2]
