@@ -181,10 +181,10 @@ def survey(opts: TokenizeOptions, codec: Codec, k: int, world_size: int) -> tupl
     return ("run", None), listing
 
 
-def plan_together(opts: TokenizeOptions, key: dict, listing: Listing | None, ranks: Ranks) -> tuple[str, Any]:
+def plan_together(opts: TokenizeOptions, key: dict, listing: Listing | None, ranks: Ranks) -> tuple[Any, ...]:
     """Every process: read the headers of items ``rank, rank + world_size, ...``; rank 0 makes
     the plan of them all and saves it.  Returns ``("run", None)``, or ``("error", status,
-    message)`` on every process after rank 0 has raised the first failure.
+    message)`` once rank 0 has reported the first failure (rank 0 raises its own).
 
     The other processes list the inputs themselves (the same folders and manifests: the output
     folder is shared, so the inputs are too); a listing that differs from rank 0's (files
