@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -74,7 +75,7 @@ def child_argv(args: argparse.Namespace) -> list[str]:
 
 def run_tokenize(args: argparse.Namespace) -> int:
     """Run the command; prints the summary on stdout (rank 0), and waits for the processes it started."""
-    from codec.data.launch import LocalGroup
+    from codec.data.launch import LocalGroup, failure, shell_status
     from codec.data.run import _Quiet, tokenize
 
     group = getattr(args, "local_group", None) or LocalGroup()
@@ -82,9 +83,15 @@ def run_tokenize(args: argparse.Namespace) -> int:
         report = tokenize(_options(args))
     except _Quiet as done:  # rank 0 has printed the error (its own, or another process's)
         return group.wait(done.status)
-    except BaseException:
+    except BaseException as err:
+        # A process of this node that died (killed, out of memory) shows here as the group's
+        # error (gloo: "Connection closed by peer"): report the process, not the symptom.
+        lost = group.failed(wait=2.0) if isinstance(err, RuntimeError) else None
         group.stop()  # they may wait for this process in a collective
-        raise
+        if lost is None:
+            raise
+        print(f"codec: error: {failure(*lost)}", file=sys.stderr, flush=True)
+        return shell_status(lost[1])
     if report.rank == 0:
         print(report.summary(), flush=True)
     return group.wait(0)

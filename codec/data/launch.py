@@ -49,8 +49,21 @@ class LocalGroup:
         for proc in self.procs:
             code = proc.wait()
             if status == 0 and code != 0:
-                status = _shell_status(code)
+                status = shell_status(code)
         return status
+
+    def failed(self, wait: float = 0.0) -> tuple[int, int] | None:
+        """``(local rank, return code)`` of the first process that ended with a failure, waiting
+        up to ``wait`` seconds for one to end; ``None`` if none has."""
+        deadline = time.monotonic() + wait
+        while self.procs:
+            for rank, proc in enumerate(self.procs, 1):
+                if proc.poll() is not None and proc.returncode:
+                    return rank, proc.returncode
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
+        return None
 
     def stop(self) -> None:
         """Kill the other processes (they may be waiting in a collective for a peer that is gone)."""
@@ -95,16 +108,35 @@ def free_port() -> int:
 def _watch(group: LocalGroup) -> None:
     """Daemon thread of the first process: a failed peer ends the whole group."""
     while True:
-        failed = [p.returncode for p in group.procs if p.poll() is not None and p.returncode != 0]
+        failed = group.failed()
         if failed:
             time.sleep(GRACE_SECONDS)  # the first process usually ends by itself meanwhile
             group.stop()
-            os._exit(_shell_status(failed[0]))
+            with contextlib.suppress(OSError, ValueError):  # stderr may be gone
+                print(f"codec: error: {failure(*failed)}", file=sys.stderr, flush=True)
+            os._exit(shell_status(failed[1]))
         if all(p.returncode is not None for p in group.procs):
             return
         time.sleep(0.5)
 
 
-def _shell_status(returncode: int) -> int:
+def failure(rank: int, returncode: int) -> str:
+    """What happened to local rank ``rank`` (a failed ``returncode``), for the one error line."""
+    how = (
+        f"was killed by {_signal_name(-returncode)}"
+        if returncode < 0
+        else f"failed (exit status {returncode})"
+    )
+    return f"local rank {rank} {how}; rerun the same command to finish"
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def shell_status(returncode: int) -> int:
     """A non-zero ``Popen.returncode`` as a shell reports it (killed by signal N: 128 + N)."""
     return returncode if returncode > 0 else 128 - returncode

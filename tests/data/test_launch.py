@@ -140,3 +140,53 @@ def test_ranks_from_the_environment(env, devices, num_nodes, want) -> None:
 def test_a_wrong_environment_is_a_usage_error(env, match) -> None:
     with pytest.raises(UsageError, match=match):
         env_ranks(2, 1, env)
+
+
+@pytest.mark.parametrize(("script", "status", "how"), [
+    ("import os, signal; os.kill(os.getpid(), signal.SIGKILL)", 137, "was killed by SIGKILL"),
+    ("raise SystemExit(3)", 3, "failed (exit status 3)"),
+])  # fmt: skip
+def test_a_failed_process_ends_the_group_with_one_line(monkeypatch, capsys, script, status, how) -> None:
+    ok = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    failed = subprocess.Popen([sys.executable, "-c", script])
+    failed.wait()
+
+    class Exited(Exception):
+        pass
+
+    def fake_exit(code: int) -> None:
+        raise Exited(code)
+
+    monkeypatch.setattr(launch, "GRACE_SECONDS", 0.0)
+    monkeypatch.setattr(launch.os, "_exit", fake_exit)
+    with pytest.raises(Exited) as exited:
+        launch._watch(launch.LocalGroup([ok, failed]))
+    assert exited.value.args == (status,)
+    assert ok.wait(10) == -9  # the rest of the group is stopped
+    err = capsys.readouterr().err
+    assert err == f"codec: error: local rank 2 {how}; rerun the same command to finish\n"
+
+
+def test_a_group_error_after_a_local_rank_died_names_the_rank(monkeypatch, capsys, tmp_path) -> None:
+    """Rank 0 sees a dead peer as its group's error (gloo: "Connection closed by peer"): the
+    command reports the process that died, with its status, not the symptom."""
+    import codec.data.run
+    from codec.data.cli import run_tokenize
+
+    dead = subprocess.Popen([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"])
+    dead.wait()
+
+    def lost(opts):
+        raise RuntimeError("Connection closed by peer [127.0.0.1]:9633")
+
+    monkeypatch.setattr(codec.data.run, "tokenize", lost)
+    args = build_parser().parse_args(["tokenize", str(tmp_path), "-o", str(tmp_path / "out")])
+    args.local_group = launch.LocalGroup([dead])
+    assert run_tokenize(args) == 137
+    assert (
+        capsys.readouterr().err
+        == "codec: error: local rank 1 was killed by SIGKILL; rerun the same command to finish\n"
+    )
+    args.local_group = launch.LocalGroup([])  # no process died: the error is the command's own
+    with pytest.raises(RuntimeError, match="Connection closed"):
+        run_tokenize(args)
