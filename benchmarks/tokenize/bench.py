@@ -7,7 +7,8 @@ start-up, as a user sees it):
   /work/shared/data) through ``codec encode DIR -o OUT`` (one file at a time, one ``.cdc``
   each; with 2 threads, the default, and with 1), ``codec tokenize`` with 1 process and with 2
   processes; ``--repeats`` rounds of all commands in turn, the median wall time of each; hours
-  of audio per minute, and each command's ratio to both ``encode DIR`` rows;
+  of audio per minute, and each command's ratio to both ``encode DIR`` rows; then the same on
+  every file linked ``--copies`` times (a larger corpus of the same audio: start-up amortised);
 * ``padding``: frames the model ran on because of padding, relative to the valid frames, for
   the length-bucketed batches of ``codec tokenize`` and for the same batch budget in input
   order (no bucketing), from the run's plan;
@@ -51,15 +52,18 @@ DATA = Path("/work/shared/data")
 DEFAULT_INPUTS = [DATA / "dev", DATA / "train" / "librispeech-train-clean-100"]
 
 
-def corpus_folder(inputs: list[Path], limit: int | None, work: Path) -> tuple[Path, list[Path]]:
-    """One folder of symbolic links to the input files (``codec encode DIR`` takes one folder)."""
+def corpus_folder(
+    inputs: list[Path], limit: int | None, work: Path, copies: int = 1
+) -> tuple[Path, list[Path]]:
+    """One folder of symbolic links to the input files (``codec encode DIR`` takes one folder),
+    each file linked ``copies`` times under different names (a larger corpus of the same audio)."""
     files = sorted(p for d in inputs for p in d.rglob("*.flac"))[:limit]
     root = work / "corpus"
-    for n, path in enumerate(files):
-        link = root / f"{n:05d}_{path.name}"
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(path.resolve())
-    return root, files
+    root.mkdir(parents=True, exist_ok=True)
+    for copy in range(copies):
+        for n, path in enumerate(files):
+            (root / f"{copy * len(files) + n:05d}_{path.name}").symlink_to(path.resolve())
+    return root, files * copies
 
 
 def audio_hours(files: list[Path]) -> float:
@@ -70,11 +74,15 @@ def throughput(args: argparse.Namespace, work: Path) -> list[str]:
     texts: list[str] = []
     for n, limit in enumerate(args.limit):
         texts += _throughput_table(args, work / f"t{n}", limit or None, padding=n == 0)
+    if args.copies > 1:  # start-up amortised over a larger corpus of the same files
+        texts += _throughput_table(args, work / "copies", None, padding=False, copies=args.copies)
     return texts
 
 
-def _throughput_table(args: argparse.Namespace, work: Path, limit: int | None, padding: bool) -> list[str]:
-    root, files = corpus_folder(args.inputs, limit, work)
+def _throughput_table(
+    args: argparse.Namespace, work: Path, limit: int | None, padding: bool, copies: int = 1
+) -> list[str]:
+    root, files = corpus_folder(args.inputs, limit, work, copies)
     hours = audio_hours(files)
     cli = [*kit.cli_command()]
     encode = [*cli, "encode", root, "--model", args.model]
@@ -123,7 +131,9 @@ def _throughput_table(args: argparse.Namespace, work: Path, limit: int | None, p
               "h/min after start-up (summary)"]  # fmt: skip
     text = [
         f"Files: {len(files)} LibriSpeech FLAC files (16 kHz mono) from "
-        f"{', '.join(str(i) for i in args.inputs)}, {hours:.3f} h of audio; model `{args.model}`; "
+        f"{', '.join(str(i) for i in args.inputs)}"
+        f"{f' (every file linked {copies} times, under different names)' if copies > 1 else ''}, "
+        f"{hours:.3f} h of audio; model `{args.model}`; "
         f"each command a fresh child process, timed wall clock including start-up, {args.repeats} "
         "rounds of all commands in turn, the median of each (the last column: "
         "the throughput `codec tokenize` prints, from after its processes have started and met to "
@@ -258,6 +268,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--processes", type=int, nargs="+", default=[1, 2], help="tokenize process counts")
     p.add_argument("--repeats", type=int, default=3, help="rounds of the throughput commands (median)")
+    p.add_argument(
+        "--copies", type=int, default=3, help="also a table of every file linked N times (1: none)"
+    )
     p.add_argument("--batch-seconds", type=float, nargs="+", default=[20.0, 60.0, 180.0])
     p.add_argument("--memory-files", type=int, nargs="+", default=[1000, 10000])
     p.add_argument("--memory-repeats", type=int, default=1, help="runs per size (peak RSS varies run to run)")
