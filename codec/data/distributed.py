@@ -24,6 +24,7 @@ import os
 from typing import Any, Protocol
 
 import torch
+import torch.distributed as dist  # loaded by `import torch` already
 
 from codec.exitcodes import UsageError
 
@@ -74,12 +75,43 @@ class LocalRanks:
         pass
 
 
-class TorchRanks:
+class _GroupRanks:
+    """The collectives of this process's ``torch.distributed`` default group; subclasses form
+    the group and set ``rank``, ``world_size`` and ``device``."""
+
+    rank: int
+    world_size: int
+    device: torch.device
+
+    def broadcast(self, obj: Any) -> Any:
+        box = [obj]
+        dist.broadcast_object_list(box, src=0, device=self.device)
+        return box[0]
+
+    def gather(self, obj: Any) -> list[Any]:
+        """Every process's ``obj`` (picklable), in rank order, on every process."""
+        out: list[Any] = [None] * self.world_size
+        dist.all_gather_object(out, obj)
+        return out
+
+    def sum(self, values: list[float]) -> list[float]:
+        # On the process's device: NCCL reduces CUDA tensors only.
+        total = torch.tensor(values, dtype=torch.float64, device=self.device)
+        dist.all_reduce(total)
+        return [float(v) for v in total.cpu()]
+
+    def barrier(self) -> None:
+        dist.barrier()
+
+    def close(self) -> None:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+class TorchRanks(_GroupRanks):
     """Processes of an ``env://`` group (see the module docstring); ``close()`` leaves it."""
 
     def __init__(self, accelerator: str, rank: int, world_size: int, local_rank: int) -> None:
-        import torch.distributed as dist
-
         self.rank, self.world_size = rank, world_size
         if accelerator == "cuda":
             torch.cuda.set_device(local_rank)
@@ -95,32 +127,11 @@ class TorchRanks:
             timeout=_TIMEOUT,
             device_id=self.device if accelerator == "cuda" else None,  # NCCL: this process's GPU
         )
-        self._dist = dist
-
-    def broadcast(self, obj: Any) -> Any:
-        box = [obj]
-        self._dist.broadcast_object_list(box, src=0, device=self.device)
-        return box[0]
-
-    def gather(self, obj: Any) -> list[Any]:
-        return _all_gather(obj, self.world_size)
-
-    def sum(self, values: list[float]) -> list[float]:
-        # On the process's device: NCCL reduces CUDA tensors only.
-        total = torch.tensor(values, dtype=torch.float64, device=self.device)
-        self._dist.all_reduce(total)
-        return [float(v) for v in total.cpu()]
-
-    def barrier(self) -> None:
-        self._dist.barrier()
-
-    def close(self) -> None:
-        if self._dist.is_initialized():
-            self._dist.destroy_process_group()
 
 
-class FabricRanks:
-    """Processes of a Lightning Fabric DDP group (see the module docstring)."""
+class FabricRanks(_GroupRanks):
+    """Processes of a Lightning Fabric DDP group (see the module docstring): Fabric forms the
+    ``torch.distributed`` group, whose collectives are used directly."""
 
     def __init__(self, accelerator: str, devices: int, num_nodes: int) -> None:
         from lightning.fabric import Fabric
@@ -140,21 +151,6 @@ class FabricRanks:
         self.fabric.launch()
         self.rank, self.world_size = self.fabric.global_rank, self.fabric.world_size
         self.device = self.fabric.device
-
-    def broadcast(self, obj: Any) -> Any:
-        return self.fabric.broadcast(obj, src=0)
-
-    def gather(self, obj: Any) -> list[Any]:
-        return _all_gather(obj, self.world_size)  # Fabric's group is torch.distributed's default one
-
-    def sum(self, values: list[float]) -> list[float]:
-        # On the process's device: NCCL reduces CUDA tensors only.
-        values_t = torch.tensor(values, dtype=torch.float64, device=self.device)
-        total = self.fabric.all_reduce(values_t, reduce_op="sum")
-        return [float(v) for v in total.cpu()]
-
-    def barrier(self) -> None:
-        self.fabric.barrier()
 
     def close(self) -> None:
         pass  # Fabric's group lives as long as the process
@@ -193,15 +189,6 @@ def start(device: str, devices: int, num_nodes: int) -> Ranks:
             f"a group started by SLURM (or --num-nodes without LOCAL_RANK) needs Lightning "
             f"(pip install 'codec[data]'): {err}"
         ) from None
-
-
-def _all_gather(obj: Any, world_size: int) -> list[Any]:
-    """Every process's ``obj`` (picklable), in rank order, on every process."""
-    import torch.distributed as dist
-
-    out: list[Any] = [None] * world_size
-    dist.all_gather_object(out, obj)
-    return out
 
 
 def env_ranks(
