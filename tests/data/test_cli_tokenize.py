@@ -87,6 +87,11 @@ def test_two_processes(corpus, model_dir, model, tmp_path) -> None:
     assert not [m for m in imports if m.startswith(("lightning", "torchmetrics"))]
 
 
+# What srun sets for a job of two tasks on one node (each task adds its SLURM_PROCID/LOCALID).
+SLURM_JOB = {"SLURM_NTASKS": "2", "SLURM_NODEID": "0", "SLURM_JOB_ID": "1", "SLURM_NODELIST": "localhost",
+             "SLURM_JOB_NAME": "tokenize"}  # fmt: skip
+
+
 @pytest.mark.slow
 def test_two_processes_under_slurm_are_lightnings(corpus, model_dir, model, tmp_path) -> None:
     """``srun`` starts every task with SLURM's variables and no LOCAL_RANK: Lightning Fabric
@@ -106,9 +111,7 @@ def test_two_processes_under_slurm_are_lightnings(corpus, model_dir, model, tmp_
         2,
         "-q",
     ]
-    slurm = {"SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "2", "SLURM_NODEID": "0", "SLURM_JOB_ID": "1",
-             "SLURM_NODELIST": "localhost", "SLURM_JOB_NAME": "tokenize"}  # fmt: skip
-    slurm["MASTER_PORT"] = str(free_port())
+    slurm = {**SLURM_JOB, "SLURM_NTASKS_PER_NODE": "2", "MASTER_PORT": str(free_port())}
     env = {
         k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "WORLD_SIZE", "RANK", "MASTER_ADDR")
     }
@@ -128,8 +131,7 @@ def test_two_processes_under_slurm_are_lightnings(corpus, model_dir, model, tmp_
 
 
 def test_a_slurm_setup_fabric_refuses_is_one_line_and_exit_2(corpus, model_dir, tmp_path) -> None:
-    slurm = {"SLURM_NTASKS": "2", "SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_NODEID": "0",
-             "SLURM_JOB_ID": "1", "SLURM_NODELIST": "localhost", "SLURM_JOB_NAME": "tokenize"}  # fmt: skip
+    slurm = {**SLURM_JOB, "SLURM_PROCID": "0", "SLURM_LOCALID": "0"}  # no SLURM_NTASKS_PER_NODE
     argv = [
         "tokenize",
         corpus,
