@@ -171,11 +171,10 @@ def start(device: str, devices: int, num_nodes: int) -> Ranks:
     if accelerator == "cuda" and devices > torch.cuda.device_count():
         raise UsageError(f"--devices {devices}: only {torch.cuda.device_count()} CUDA devices here")
     if accelerator == "cpu":
-        # One thread per process: with several, the CPU kernels split a batch's work in ways
-        # that change float summation order with the batch's shape, and a near-tie in the
-        # quantizer can then flip a code (measured: 1 file in 100 of LibriSpeech with the
-        # bundled model); single-threaded, batched codes equal codes alone.  Cores are used
-        # by processes instead (--devices N).
+        # One thread per process: with several, the BLAS library may split the inner dimension
+        # of a short item's products between threads (not a batch's), and a near-tie in the
+        # quantizer can then flip a code (README, Exactness); single-threaded, batched codes
+        # equal codes alone by construction.  Cores are used by processes instead (--devices N).
         torch.set_num_threads(1)
     launched = any(os.environ.get(v, "1").strip() not in ("", "1") for v in _LAUNCHER_VARS)
     if devices * num_nodes == 1 and not launched:

@@ -15,6 +15,7 @@ from torch.nn import functional as F
 
 from codec.modules.conv import ConvState, FrameConv1d, StreamState
 from codec.modules.linear import Linear
+from codec.modules.pointwise import same_everywhere
 
 
 @dataclass
@@ -22,6 +23,11 @@ class TrunkState(StreamState):
     """One :class:`ConvState` per block."""
 
     layers: list[ConvState]
+
+
+def _gelu(x: torch.Tensor) -> torch.Tensor:
+    # The tanh form the models are trained with (the erf form would change every output).
+    return F.gelu(x, approximate="tanh")
 
 
 class ConvNeXtBlock(nn.Module):
@@ -43,8 +49,7 @@ class ConvNeXtBlock(nn.Module):
         b, f, d = x.shape
         h = F.layer_norm(self.dwconv(x, state), (d,), self.norm.weight, self.norm.bias, self.norm.eps)
         h = torch.addmm(self.pwconv1.bias, h.reshape(b * f, d), self.pwconv1.weight)
-        # tanh GELU: ~4x cheaper than the erf form on CPU, same shape.
-        h = torch.addmm(self.pwconv2.bias, F.gelu(h, approximate="tanh"), self.pwconv2.weight)
+        h = torch.addmm(self.pwconv2.bias, same_everywhere(_gelu, h), self.pwconv2.weight)
         return torch.addcmul(x, self.gamma, h.reshape(b, f, d))
 
 

@@ -30,10 +30,16 @@ from torch import nn
 
 from codec.modules.conv import StreamState
 from codec.modules.linear import Linear
+from codec.modules.pointwise import same_everywhere
 
 # Power-law compression of the complex spectrum: keeps quiet bins visible to the network.
 _COMPRESSION = 0.3
 _EPS = 1e-5
+
+
+def _compression(mag: torch.Tensor) -> torch.Tensor:
+    # Through same_everywhere: pow's vector and scalar CPU code differ in the last bit.
+    return (mag + _EPS).pow(_COMPRESSION - 1.0)
 
 
 @dataclass
@@ -74,7 +80,7 @@ class STFTFrontend(nn.Module):
         frames = x.unfold(-1, self.n_fft, self.hop)  # [B, F, n_fft]
         spec = torch.fft.rfft(frames * self.window)
         mag = spec.abs()
-        comp = spec * (mag + _EPS).pow(_COMPRESSION - 1.0)
+        comp = spec * same_everywhere(_compression, mag)
         feats = torch.cat([comp.real, comp.imag, torch.log(mag + _EPS)], dim=-1)
         return self.proj(feats)
 

@@ -42,8 +42,8 @@ def make_corpus(root: Path) -> Path:
 def alone(codec: Codec, path: str | Path, num_codebooks: int | None = None) -> np.ndarray:
     """``[K, F]``: the file read by the pipeline, mixed to mono, encoded on its own.
 
-    Single-threaded, as ``codec tokenize`` codes on a CPU (several threads may split a batch's
-    work differently from one item's, and a near-tie in the quantizer then flips a code).
+    Single-threaded, as ``codec tokenize`` codes on a CPU (several threads may split a short
+    item's products differently from a batch's, and a near-tie in the quantizer then flips a code).
     """
     audio = load_audio(path)
     mono = audio.wav.mean(0, keepdim=True)
