@@ -7,3 +7,5 @@ from __future__ import annotations
 # headerless files are left out (they need a rate and a sample format given).
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc",
                             ".au", ".w64", ".rf64", ".caf"})  # fmt: skip
+# Manifests: a table of paths (a `path` column) with optional ids and metadata.
+MANIFEST_SUFFIXES = frozenset({".csv", ".jsonl"})

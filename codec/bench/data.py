@@ -18,10 +18,8 @@ import numpy as np
 import torch
 
 from codec.audio import AudioError, resample
+from codec.formats import AUDIO_SUFFIXES, MANIFEST_SUFFIXES
 from codec.pipeline.audiofile import load_audio
-
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif")
-MANIFEST_SUFFIXES = (".csv", ".jsonl")
 
 
 class InputError(ValueError):

@@ -27,9 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from codec.exitcodes import UsageError
-from codec.formats import AUDIO_SUFFIXES
+from codec.formats import AUDIO_SUFFIXES, MANIFEST_SUFFIXES
 
-MANIFEST_SUFFIXES = frozenset({".csv", ".jsonl"})
 # Columns every output row has; a manifest's metadata may not reuse these names.
 RESERVED = frozenset({"id", "path", "sample_rate", "num_samples", "duration", "num_frames", "num_codebooks",
                       "codes", "model", "fingerprint"})  # fmt: skip

@@ -1,6 +1,7 @@
 """Training data: audio files from folders or manifests, random crops, a held-out validation set.
 
-Any format soundfile reads is accepted; audio is downmixed to mono, resampled to the model
+Folders are searched for the audio suffixes every command picks up
+(:data:`codec.formats.AUDIO_SUFFIXES`); audio is downmixed to mono, resampled to the model
 rate and loudness-normalised (RMS, with a random jitter for training).
 
 Training items are a pure function of ``(seed, rank, item index)``: item ``j`` of rank ``r``
@@ -25,10 +26,9 @@ import torch
 import torchaudio.functional as AF
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from codec.formats import AUDIO_SUFFIXES, MANIFEST_SUFFIXES
 from codec.train.config import DataConfig
 
-AUDIO_SUFFIXES = frozenset(f".{ext.lower()}" for ext in sf.available_formats()) | {".oga", ".opus"}
-MANIFEST_SUFFIXES = frozenset({".csv", ".jsonl"})
 # Crops quieter than this (RMS, dBFS) are not amplified to the target level: it would only
 # turn near-silence into loud noise.
 _SILENCE_DB = -60.0
