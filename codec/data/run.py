@@ -23,7 +23,7 @@ import contextlib
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,11 +107,8 @@ def _tokenize(opts: TokenizeOptions, ranks: Ranks) -> TokenizeReport:
     status: Any = None
     listing: Listing | None = None
     if ranks.rank == 0:
-        try:
+        with _shared_errors(ranks):
             status, listing = survey(opts, codec, k, ranks.world_size)
-        except Exception as err:
-            ranks.broadcast(("error", exit_status(err), message(err)))
-            raise
     status = ranks.broadcast(status)
     if status[0] == "plan":  # every process reads a slice of the headers
         status = plan_together(opts, status[1], listing, ranks)
@@ -198,11 +195,11 @@ def plan_together(opts: TokenizeOptions, key: dict, listing: Listing | None, ran
         bar = _header_bar(opts, show=ranks.rank == 0, ranks=ranks.world_size)
         reading = ("ok", listing.digest(), read_headers(listing.items, mine, bar))
     except Exception as err:
-        reading = ("error", exit_status(err), message(err))
+        reading = _error(err)
     readings = ranks.gather(reading)
     status: tuple[Any, ...] = ("run", None)
     if ranks.rank == 0:
-        try:
+        with _shared_errors(ranks):
             failed = [r for r in readings if r[0] == "error"]
             if failed:
                 status = failed[0]  # a process's own error, reported by this one below
@@ -212,12 +209,25 @@ def plan_together(opts: TokenizeOptions, key: dict, listing: Listing | None, ran
                 assert listing is not None
                 plan = make_plan(listing, key, min_shards=ranks.world_size, headers=[r[2] for r in readings])
                 save_plan(plan, opts.output)
-        except Exception as err:
-            ranks.broadcast(("error", exit_status(err), message(err)))
-            raise
         if status[0] == "error":
             print(f"codec: {status[2]}", file=sys.stderr, flush=True)
     return ranks.broadcast(status)
+
+
+def _error(err: BaseException) -> tuple[str, int, str]:
+    """The status every process acts on for ``err``: ``("error", exit status, message)``."""
+    return ("error", exit_status(err), message(err))
+
+
+@contextlib.contextmanager
+def _shared_errors(ranks: Ranks) -> Iterator[None]:
+    """Rank 0: an error inside is sent to every process as :func:`_error` (they end quietly,
+    see :class:`_Quiet`) and raised here, to be reported by this process."""
+    try:
+        yield
+    except Exception as err:
+        ranks.broadcast(_error(err))
+        raise
 
 
 def _header_bar(opts: TokenizeOptions, show: bool = True, ranks: int = 1) -> Callable[[Iterable], Iterable]:
