@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+from collections.abc import Iterator
 
 import pytest
 import torch
@@ -24,6 +26,17 @@ def speech_like(num_samples: int, sample_rate: int = 16000, seed: int = 0, chann
         noise = 0.05 * torch.randn(num_samples, generator=gen)
         out.append(0.2 * voiced * envelope + noise)
     return torch.stack(out).float().clamp(-1, 1)
+
+
+@contextlib.contextmanager
+def threads(n: int) -> Iterator[None]:
+    """PyTorch's CPU thread count set to ``n`` inside, restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def stream_codes(codec: Codec, wav: torch.Tensor, sizes: list[int]) -> torch.Tensor:

@@ -7,9 +7,6 @@ threads, and compare bit for bit (a model-level difference of one bit can become
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import pytest
 import torch
 
@@ -17,22 +14,12 @@ from codec import Codec
 from codec.modules.convnext import _gelu
 from codec.modules.pointwise import same_everywhere
 from codec.modules.spectral import _compression
-from tests.conftest import speech_like
+from tests.conftest import speech_like, threads
 
 THREADS = [1, 2, 3, 5, 8]
 # (start, stop) rows: the whole tensor, a prefix, windows at odd offsets, single rows, the end,
 # and 640 rows at two offsets (whole pairs of vectors for most thread counts: the direct path).
 SLICES = [(0, 700), (0, 496), (13, 511), (247, 248), (100, 357), (699, 700), (1, 700), (0, 640), (60, 700)]
-
-
-@contextmanager
-def threads(n: int) -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _inputs(name: str) -> torch.Tensor:

@@ -8,11 +8,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import soundfile as sf
-import torch
 
 from codec import Codec
 from codec.pipeline.audiofile import load_audio
-from tests.conftest import speech_like
+from tests.conftest import speech_like, threads
 
 # (name, seconds, sample rate, channels): shorter than the minimum batch length (0.05 s), rates
 # that need resampling, a stereo file (mixed to mono), lengths that are not whole frames.
@@ -47,12 +46,8 @@ def alone(codec: Codec, path: str | Path, num_codebooks: int | None = None) -> n
     """
     audio = load_audio(path)
     mono = audio.wav.mean(0, keepdim=True)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with threads(1):
         codes = codec.encode(mono[None], audio.sample_rate, num_codebooks=num_codebooks)
-    finally:
-        torch.set_num_threads(threads)
     return codes.codes[0].numpy()
 
 
