@@ -84,6 +84,8 @@ class DecoderConfig:
     kernel_size: int = 7
     head: Literal["polar", "waveform"] = "polar"
     head_upsample: int = 1
+    # Synthesis window in samples (null: head_upsample + 1 sub-hops); see ISTFTHead.
+    head_window: int | None = None
     upsample: int = 1
     fine_layers: int = 0
 
@@ -115,6 +117,14 @@ class CodecConfig:
             raise ConfigError(
                 f"decoder.head_upsample ({d.head_upsample}) must divide the head's hop "
                 f"(hop_length / decoder.upsample = {head_hop})"
+            )
+        sub_hop = head_hop // d.head_upsample
+        if d.head_window is not None and (
+            d.head_window % sub_hop or d.head_window < (d.head_upsample + 1) * sub_hop
+        ):
+            raise ConfigError(
+                f"decoder.head_window ({d.head_window}) must be a multiple of the head's sub-hop "
+                f"({sub_hop}) and at least {(d.head_upsample + 1) * sub_hop}"
             )
         q = self.quantizer
         _check_positive(q, ("total_codebooks", "codebook_size", "codebook_dim"))

@@ -23,7 +23,7 @@ from codec.modules.conv import StreamState
 from codec.modules.convnext import ConvNeXtTrunk, TrunkState
 from codec.modules.linear import Linear
 from codec.modules.resample import FramePool, FrameUnpool, repeat_mask
-from codec.modules.spectral import ISTFTHead, SampleTailState, STFTFrontend
+from codec.modules.spectral import HeadState, ISTFTHead, SampleTailState, STFTFrontend
 from codec.quantize import QuantizerOutput, ResidualVQ
 
 
@@ -41,7 +41,7 @@ class DecoderState(StreamState):
     """``fine``: the blocks after upsampling (None without them)."""
 
     trunk: TrunkState
-    head: SampleTailState
+    head: HeadState
     fine: TrunkState | None = None
 
 
@@ -102,7 +102,7 @@ class Decoder(nn.Module):
         self.trunk = ConvNeXtTrunk(d.dim, d.intermediate_dim, d.num_layers, d.kernel_size, cfg.causal)
         self.unpool = FrameUnpool(d.dim, d.dim, d.upsample) if d.upsample > 1 else None
         self.fine = _trunk(d.dim, d.intermediate_dim, d.fine_layers, d.kernel_size, cfg.causal)
-        self.head = ISTFTHead(d.dim, cfg.hop_length // d.upsample, d.head, d.head_upsample)
+        self.head = ISTFTHead(d.dim, cfg.hop_length // d.upsample, d.head, d.head_upsample, d.head_window)
 
     def init_state(self, batch_size: int, device: torch.device, dtype: torch.dtype) -> DecoderState:
         return DecoderState(

@@ -18,17 +18,27 @@ from codec.config import ConfigError
 from codec.modules.spectral import ISTFTHead
 from tests.conftest import speech_like
 
-HEADS = [("polar", 1), ("polar", 4), ("waveform", 1), ("waveform", 4), ("polar", 5)]
+HEADS = [
+    ("polar", 1, None),
+    ("polar", 4, None),
+    ("waveform", 1, None),
+    ("waveform", 4, None),
+    ("polar", 5, None),
+]
+# Windows longer than the span of two blocks (75% overlap at upsample 2, 3 blocks at upsample 1).
+WIDE = [("polar", 2, 4), ("waveform", 2, 4), ("polar", 1, 3)]
 
 
-@pytest.mark.parametrize("upsample", [1, 2, 4, 5])
-def test_windows_sum_to_one_on_every_grid(upsample: int) -> None:
-    head = ISTFTHead(8, 160, "waveform", upsample)
+@pytest.mark.parametrize(
+    ("upsample", "window"), [(1, None), (2, None), (4, None), (5, None), (2, 320), (1, 480)]
+)
+def test_windows_sum_to_one_on_every_grid(upsample: int, window: int | None) -> None:
+    head = ISTFTHead(8, 160, "waveform", upsample, window)
     with torch.no_grad():
         head.proj.weight.zero_()
         head.proj.bias.fill_(1.0)  # every window's samples are 1: the overlap-add must be 1
     out = head(torch.zeros(2, 9, 8), head.init_state(2, torch.device("cpu"), torch.float32))
-    steady = out[:, 160:]  # the first block overlaps the silent pre-roll
+    steady = out[:, 320:]  # the first blocks overlap the silent pre-roll
     torch.testing.assert_close(steady, torch.ones_like(steady), atol=1e-5, rtol=0)
 
 
@@ -43,16 +53,29 @@ def test_default_head_keeps_the_saved_layout() -> None:
     assert head.proj.out_features == 2 * 321 and head.n_fft == 640
 
 
-def _codec(kind: str, upsample: int) -> Codec:
+def test_wide_window_reaches_past_the_next_block_with_the_same_lookahead() -> None:
+    head = ISTFTHead(8, 320, "polar", 2, 640)
+    assert (head.sub_hop, head.n_fft, head.span, head.blocks) == (160, 640, 800, 3)
+    state = head.init_state(1, torch.device("cpu"), torch.float32)
+    assert state.tail.shape == (1, 320) and state.beyond is not None and state.beyond.shape == (1, 320)
+    assert ISTFTHead(8, 320).init_state(1, torch.device("cpu"), torch.float32).beyond is None
+    with pytest.raises(ValueError, match="multiple of the sub-hop"):
+        ISTFTHead(8, 320, "polar", 2, 600)
+    with pytest.raises(ValueError, match="at least 480"):
+        ISTFTHead(8, 320, "polar", 2, 320)
+
+
+def _codec(kind: str, upsample: int, window_hops: int | None = None) -> Codec:
     cfg = CodecConfig.from_yaml("debug")
-    decoder = dataclasses.replace(cfg.decoder, head=kind, head_upsample=upsample)
+    window = None if window_hops is None else window_hops * cfg.hop_length // upsample
+    decoder = dataclasses.replace(cfg.decoder, head=kind, head_upsample=upsample, head_window=window)
     torch.manual_seed(0)
     return Codec.from_config(dataclasses.replace(cfg, decoder=decoder, name=f"debug-{kind}-{upsample}"))
 
 
-@pytest.mark.parametrize(("kind", "upsample"), HEADS)
-def test_streaming_decode_equals_offline(kind: str, upsample: int) -> None:
-    codec = _codec(kind, upsample)
+@pytest.mark.parametrize(("kind", "upsample", "window_hops"), HEADS + WIDE)
+def test_streaming_decode_equals_offline(kind: str, upsample: int, window_hops: int | None) -> None:
+    codec = _codec(kind, upsample, window_hops)
     codes = codec.encode(speech_like(4000, seed=7)[None], 16000)
     offline = codec.decode(codes)
     for frames in (1, 3):
@@ -63,9 +86,11 @@ def test_streaming_decode_equals_offline(kind: str, upsample: int) -> None:
         assert (streamed - offline).abs().max() <= 1e-5
 
 
-@pytest.mark.parametrize(("kind", "upsample"), [("polar", 4), ("waveform", 4)])
-def test_padded_batch_item_decodes_as_alone(kind: str, upsample: int) -> None:
-    codec = _codec(kind, upsample)
+@pytest.mark.parametrize(
+    ("kind", "upsample", "window_hops"), [("polar", 4, None), ("waveform", 4, None), *WIDE]
+)
+def test_padded_batch_item_decodes_as_alone(kind: str, upsample: int, window_hops: int | None) -> None:
+    codec = _codec(kind, upsample, window_hops)
     short, long = speech_like(2100, seed=1), speech_like(4000, seed=2)
     batch = torch.zeros(2, 1, 4000)
     batch[0, :, :2100], batch[1] = short, long
@@ -80,5 +105,7 @@ def test_upsample_must_divide_the_hop() -> None:
     cfg = CodecConfig.from_yaml("debug")
     with pytest.raises(ConfigError, match="head_upsample"):
         dataclasses.replace(cfg, decoder=dataclasses.replace(cfg.decoder, head_upsample=3))
+    with pytest.raises(ConfigError, match="head_window"):
+        dataclasses.replace(cfg, decoder=dataclasses.replace(cfg.decoder, head_upsample=2, head_window=100))
     with pytest.raises(ValueError, match="kind"):
         ISTFTHead(8, 160, "complex")

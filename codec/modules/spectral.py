@@ -49,6 +49,15 @@ class SampleTailState(StreamState):
     tail: torch.Tensor
 
 
+@dataclass
+class HeadState(SampleTailState):
+    """Synthesis state: ``tail`` the pending overlap of the next output block ``[B, hop]``,
+    ``beyond`` the partial sums of the blocks after it (``None`` unless the window reaches past
+    the next block)."""
+
+    beyond: torch.Tensor | None = None
+
+
 def _window(n_fft: int) -> torch.Tensor:
     return torch.hann_window(n_fft, periodic=True, dtype=torch.float32)
 
@@ -100,7 +109,18 @@ class ISTFTHead(nn.Module):
                            | s | s | s |<=== window 3 ===>|
 
     so every span still covers input blocks ``t - 1`` and ``t`` and the lookahead stays one
-    frame.  Windows are periodic Hann, scaled so that they sum to one on the fine grid.
+    frame.  A longer ``window`` (a multiple of ``s``, e.g. ``4 * s``: 75% overlap at
+    ``upsample = 2``) lets each window reach past the span's end into block ``t + 1``::
+
+        upsample = 2, window = 4 * s
+                           |<======= window 0 ======>|
+                           | s |<======= window 1 ======>|
+                           |<- block t-1 ->|<- block t ->|<- t+1 ...
+
+    Block ``t - 1`` is still final once frame ``t`` is decoded (the windows of later frames
+    start at block ``t``), so the lookahead stays one frame; the state then also holds the
+    partial sums of the blocks after the next one.  Windows are periodic Hann, scaled so that
+    they sum to one on the fine grid.
 
     Args:
         dim: feature width.
@@ -109,9 +129,13 @@ class ISTFTHead(nn.Module):
             inverse real FFT (Vocos-style); ``"waveform"`` predicts each window's samples directly
             with one linear layer (WaveNeXt-style, no phase to wrap).
         upsample: synthesis windows per frame (divides ``hop_length``).
+        window: synthesis window length in samples, a multiple of the sub-hop ``s`` and at least
+            ``(upsample + 1) * s`` (the default).
     """
 
-    def __init__(self, dim: int, hop_length: int, kind: str = "polar", upsample: int = 1) -> None:
+    def __init__(
+        self, dim: int, hop_length: int, kind: str = "polar", upsample: int = 1, window: int | None = None
+    ) -> None:
         super().__init__()
         if kind not in ("polar", "waveform"):
             raise ValueError(f"head kind must be 'polar' or 'waveform', got {kind!r}")
@@ -119,7 +143,15 @@ class ISTFTHead(nn.Module):
             raise ValueError(f"head upsample {upsample} must divide hop_length {hop_length}")
         self.hop, self.kind, self.upsample = hop_length, kind, upsample
         self.sub_hop = hop_length // upsample
-        self.n_fft = (upsample + 1) * self.sub_hop
+        self.n_fft = (upsample + 1) * self.sub_hop if window is None else window
+        if self.n_fft % self.sub_hop or self.n_fft < (upsample + 1) * self.sub_hop:
+            raise ValueError(
+                f"head window {self.n_fft} must be a multiple of the sub-hop {self.sub_hop} "
+                f"and at least {(upsample + 1) * self.sub_hop}"
+            )
+        # One frame's overlap-added span, and the whole blocks it touches (2 for the default window).
+        self.span = (upsample - 1) * self.sub_hop + self.n_fft
+        self.blocks = -(-self.span // hop_length)
         self.bins = self.n_fft // 2 + 1
         # A periodic Hann window sums to n / (2 * s) at hop s: scale it to sum to one.
         window = _window(self.n_fft) * (2 * self.sub_hop / self.n_fft)
@@ -127,12 +159,15 @@ class ISTFTHead(nn.Module):
         per_window = 2 * self.bins if kind == "polar" else self.n_fft
         self.proj = Linear(dim, upsample * per_window)
 
-    def init_state(self, batch_size: int, device: torch.device, dtype: torch.dtype) -> SampleTailState:
+    def init_state(self, batch_size: int, device: torch.device, dtype: torch.dtype) -> HeadState:
         # float32 whatever the model's dtype: the frames are synthesised in float32.
-        return SampleTailState(torch.zeros(batch_size, self.hop, device=device, dtype=torch.float32))
+        def zeros(n: int) -> torch.Tensor:
+            return torch.zeros(batch_size, n, device=device, dtype=torch.float32)
+
+        return HeadState(zeros(self.hop), zeros((self.blocks - 2) * self.hop) if self.blocks > 2 else None)
 
     def frames(self, x: torch.Tensor) -> torch.Tensor:
-        """Windowed time-domain spans ``[B, F, 2 * hop]`` from features ``[B, F, dim]``."""
+        """Windowed time-domain spans ``[B, F, span]`` from features ``[B, F, dim]``."""
         b, f, _ = x.shape
         y = self.proj(x).float().reshape(b, f, self.upsample, -1)
         if self.kind == "polar":
@@ -147,12 +182,12 @@ class ISTFTHead(nn.Module):
         # does exactly this sum in one call.
         cols = windows.reshape(b * f, self.upsample, self.n_fft).transpose(1, 2)
         span = nn.functional.fold(
-            cols, output_size=(1, 2 * self.hop), kernel_size=(1, self.n_fft), stride=(1, self.sub_hop)
+            cols, output_size=(1, self.span), kernel_size=(1, self.n_fft), stride=(1, self.sub_hop)
         )
-        return span.reshape(b, f, 2 * self.hop)
+        return span.reshape(b, f, self.span)
 
     def forward(
-        self, x: torch.Tensor, state: SampleTailState, frame_mask: torch.Tensor | None = None
+        self, x: torch.Tensor, state: HeadState, frame_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Args: x ``[B, F, dim]``; state updated in place; frame_mask ``[B, F, 1]`` zeroes the
         frames past each item's end, so a padded item overlap-adds exactly as it would alone.
@@ -164,7 +199,29 @@ class ISTFTHead(nn.Module):
         if frame_mask is not None:
             frames = frames * frame_mask
         h = self.hop
-        first, second = frames[..., :h], frames[..., h:]
-        prev = torch.cat([state.tail[:, None].to(frames.dtype), second[:, :-1]], dim=1)
-        state.tail.copy_(second[:, -1])  # in place (see StreamState)
-        return (first + prev).flatten(1)
+        if self.blocks == 2:
+            first, second = frames[..., :h], frames[..., h:]
+            prev = torch.cat([state.tail[:, None].to(frames.dtype), second[:, :-1]], dim=1)
+            state.tail.copy_(second[:, -1])  # in place (see StreamState)
+            return (first + prev).flatten(1)
+        return self._overlap_add(frames, state)
+
+    def _overlap_add(self, frames: torch.Tensor, state: HeadState) -> torch.Tensor:
+        """Overlap-add of spans longer than two blocks, exact in any chunking.
+
+        Block ``b`` of the output sums the parts of frames ``b``, ``b - 1``, ... that cover it,
+        always oldest frame first (the pending sums of the state hold the older frames), so a
+        stream decoded frame by frame adds in the same order as one offline call.
+        """
+        b, f, _ = frames.shape
+        h, p = self.hop, self.blocks
+        parts = nn.functional.pad(frames, (0, p * h - self.span)).reshape(b, f, p, h)
+        assert state.beyond is not None  # allocated by init_state for this head
+        pending = torch.cat([state.tail, state.beyond], dim=-1).reshape(b, p - 1, h)
+        acc = torch.cat([pending.to(frames.dtype), frames.new_zeros(b, f, h)], dim=1)  # [B, F + P - 1, h]
+        for k in range(p - 1, 0, -1):
+            acc[:, k : k + f] = acc[:, k : k + f] + parts[:, :, k]
+        rest = acc[:, f:].reshape(b, -1)
+        state.tail.copy_(rest[:, :h])  # in place (see StreamState)
+        state.beyond.copy_(rest[:, h:])
+        return (parts[:, :, 0] + acc[:, :f]).flatten(1)
