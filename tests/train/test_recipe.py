@@ -66,6 +66,28 @@ def test_warm_start_loads_matching_tensors_and_reports_the_rest(tmp_path):
         warm_start(target, tmp_path / "missing")
 
 
+def test_warm_start_spreads_a_one_window_head_over_a_finer_grid(tmp_path):
+    preset = debug_preset(tmp_path, tmp_path)
+    torch.manual_seed(0)
+    source = build_model(preset.model)
+    save_model(source, tmp_path / "src")
+    hop = preset.model.hop_length
+    decoder = dataclasses.replace(preset.model.decoder, head_upsample=2, head_window=2 * hop)
+    target = build_model(dataclasses.replace(preset.model, decoder=decoder))
+    assert warm_start(target, tmp_path / "src") == []  # the head too: nothing keeps its init
+    head, src = target.decoder.head, source.decoder.head
+    features = torch.randn(3, 5, preset.model.decoder.dim)
+    with torch.no_grad():
+        one = src.proj(features).reshape(3, 5, 2, head.bins)
+        two = head.proj(features).reshape(3, 5, 2, 2, head.bins)
+    # Both windows: the source's magnitudes; window 0 its phase delayed by one sub-hop, window 1 as is.
+    delay = 2 * torch.pi * torch.arange(head.bins) * head.sub_hop / head.n_fft
+    torch.testing.assert_close(two[:, :, 0, 0], one[:, :, 0])
+    torch.testing.assert_close(two[:, :, 1, 0], one[:, :, 0])
+    torch.testing.assert_close(two[:, :, 0, 1], one[:, :, 1] - delay, atol=1e-4, rtol=0)
+    torch.testing.assert_close(two[:, :, 1, 1], one[:, :, 1])
+
+
 def test_frozen_quantizer_matches_the_quantizer_and_passes_gradients():
     preset = debug_preset(".", ".")
     torch.manual_seed(0)
