@@ -95,3 +95,48 @@ def test_no_source_file_is_over_400_lines() -> None:
         if (n := len(p.read_text().splitlines())) > 400
     ]
     assert long == []
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _from_repo_root(code: str) -> subprocess.CompletedProcess:
+    """``python -c code`` started in the repository root (the root first on ``sys.path``)."""
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+
+
+def test_the_kernels_folder_never_shadows_the_installed_kernels_package() -> None:
+    import importlib.metadata
+
+    import pytest
+
+    try:
+        dist = importlib.metadata.distribution("kernels")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("PyPI's kernels package is not installed")
+    done = _from_repo_root("import kernels; print(kernels.__file__)")
+    assert done.returncode == 0, done.stderr
+    where = Path(done.stdout.strip()).resolve()
+    assert REPO not in where.parents and where == Path(dist.locate_file("kernels/__init__.py")).resolve()
+    if importlib.util.find_spec("transformers") is not None:
+        done = _from_repo_root("from transformers import DacModel, MimiModel")  # imports PyPI's kernels
+        assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_kernels_folder_keeps_its_bare_name_when_nothing_else_has_it() -> None:
+    # A finder that hides every `kernels` but the repository's folder, as on a machine without
+    # PyPI's package: the folder then imports as itself and works.
+    code = (
+        "import sys; from pathlib import Path\n"
+        f"root = Path({str(REPO)!r})\n"
+        "class Hide:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'kernels' and root not in [Path(p or '.').resolve() for p in sys.path]:\n"
+        "            raise ModuleNotFoundError(\"No module named 'kernels'\", name='kernels')\n"
+        "sys.meta_path.insert(0, Hide())\n"
+        "import kernels; print(kernels.__file__, kernels.backend_for.__module__)"
+    )
+    done = _from_repo_root(code)
+    assert done.returncode == 0, done.stderr
+    path, module = done.stdout.split()
+    assert Path(path).resolve() == REPO / "kernels" / "__init__.py" and module == "codec.kernels.dispatch"
