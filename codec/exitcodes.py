@@ -49,6 +49,7 @@ def bad_input_types() -> tuple[type[BaseException], ...]:
     before), so this table never imports Lightning.
     """
     from codec.audio import AudioError
+    from codec.backends import BackendError
     from codec.checkpoint import CheckpointError
     from codec.config import ConfigError
     from codec.fileformat import TokenFileError
@@ -57,7 +58,7 @@ def bad_input_types() -> tuple[type[BaseException], ...]:
 
     types: list[type[BaseException]] = [
         UsageError, AudioError, TokenFileError, CheckpointError, ConfigError,
-        NoBundledModelError, StreamingError,
+        NoBundledModelError, StreamingError, BackendError,
     ]  # fmt: skip
     for module, name in (
         ("codec.info", "DescribeError"),

@@ -8,6 +8,10 @@ through a :class:`codec.streaming.Stream`.  Its output is aligned with time zero
 decoder's pre-roll is dropped), so everything it returns, flush included, is exactly
 ``codec.decode`` of the undelayed codes (to float rounding, as streaming is).
 
+A model that cannot stream (DAC, EnCodec, ...: see :mod:`codec.backends`) decodes through
+:class:`codec.backends.collect.CollectingStream`: the steps return no audio, and each item's
+audio comes whole when it ends (at the latest at the flush), equal to decoding its frames.
+
 Items end on their own: a frame in which any level holds something other than a code (the
 layout's end or pad token, say) ends its item there.  From then on that item's audio is the
 decoder's held-back tail (what a flush would give, so it equals decoding the item at its
@@ -19,7 +23,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -44,7 +48,7 @@ class StepFlush:
 
 
 class StepDecoder:
-    """Decode generated columns of the delayed layout step by step (causal models).
+    """Decode generated columns of the delayed layout step by step (audio per step from causal models).
 
     Args:
         codec: the :class:`codec.Codec` whose codes the LM generates (causal).
@@ -58,7 +62,7 @@ class StepDecoder:
         self.delays = check_delays(delays, k)  # a clear error for a non-sequence
         if not 1 <= k <= codec.total_codebooks:
             raise ValueError(f"delays must have 1..{codec.total_codebooks} entries (one per level), got {k}")
-        self.stream = codec.stream(batch_size, channels)
+        self.stream = _stream_for(codec, batch_size, channels)
         self.codebook_size = codec.codebook_size
         self.batch_size, self.channels = batch_size, channels
         self._rows = batch_size * channels
@@ -116,6 +120,8 @@ class StepDecoder:
         is_code = ((frame >= 0) & (frame < self.codebook_size)).reshape(self.batch_size, -1).all(dim=1).cpu()
         for item in (~is_code & ~self._ended).nonzero().flatten().tolist():
             self._end(item)
+        if bool(self._ended.all()):
+            return self._empty()  # no item has audio in this frame; held-back tails come with the flush
         rows = self._ended.repeat_interleave(self.channels).to(frame.device)
         out = self.stream.decode(frame.masked_fill(rows[:, None, None], 0))
         self._frames += 1
@@ -156,3 +162,12 @@ class StepDecoder:
 
     def _empty(self) -> torch.Tensor:
         return self.stream.tail.new_zeros(self.batch_size, self.channels, 0)
+
+
+def _stream_for(codec: Codec, batch_size: int, channels: int) -> Any:
+    """The model's stream, or for a model that cannot stream the frame collector."""
+    if codec.causal:
+        return codec.stream(batch_size, channels)
+    from codec.backends.collect import CollectingStream
+
+    return CollectingStream(codec, batch_size, channels)
