@@ -72,8 +72,9 @@ class Codec(Backend):
         ``mimi:./my_mimi``, ...; see :mod:`codec.backends`), which gives that backend."""
         from codec import backends
 
-        if isinstance(name_or_dir, str) and backends.is_spec(name_or_dir):
-            kind, ref = backends.parse(name_or_dir)
+        text = name_or_dir if isinstance(name_or_dir, str) else ""
+        if backends.is_spec(text) or (":" in text and not Path(text).exists()):
+            kind, ref = backends.parse(text)  # an unknown kind is named, with the known ones
             if kind != "ours":
                 return backends.load(name_or_dir, device)
             name_or_dir = ref or None  # ours:NAME_OR_DIR is NAME_OR_DIR

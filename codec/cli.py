@@ -31,6 +31,13 @@ from typing import NoReturn
 
 from codec import exitcodes
 
+MODEL_HELP = (
+    "bundled model name or model directory (default: the bundled default), or KIND:REF for another "
+    "codec's published weights, REF a hub id or a local folder: dac:descript/dac_16khz, "
+    "encodec:facebook/encodec_24khz, mimi:kyutai/mimi, snac:hubertsiuzdak/snac_24khz, "
+    "speechtokenizer:fnlp/SpeechTokenizer, dac:./my_dac"
+)
+
 
 class _Parser(argparse.ArgumentParser):
     """Usage errors as one line (like every other bad input), pointing at ``--help``."""
@@ -48,7 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_coding_parsers(sub, common)
     info = sub.add_parser("info", parents=[common], help="describe a model, token file or audio file")
-    info.add_argument("path", help="model directory, bundled model name, token file or audio file")
+    info.add_argument(
+        "path", nargs="?", help="model directory, bundled model name, KIND:REF, token file or audio file"
+    )
+    info.add_argument("--model", metavar="MODEL", help="describe this model instead: " + MODEL_HELP)
     info.add_argument("--json", action="store_true", help="print JSON instead of text")
     info.set_defaults(run=_command("run_info"))
     _add_optional(sub, "codec.train.cli", [("train", "add_train_parser", "run_train"),
@@ -71,9 +81,7 @@ def _add_coding_parsers(sub: argparse._SubParsersAction, common: argparse.Argume
         "--device", type=_device, default="cpu",
         help="cpu, cuda, cuda:N, or auto (cuda when a GPU is available, else cpu); default: cpu",
     )  # fmt: skip
-    coding.add_argument(
-        "--model", help="bundled model name or model directory (default: the bundled default)"
-    )
+    coding.add_argument("--model", metavar="MODEL", help=MODEL_HELP)
     coding.add_argument("--force", action="store_true", help="replace existing outputs")
     coding.add_argument(
         "--skip-existing", action="store_true",

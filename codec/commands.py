@@ -24,6 +24,8 @@ from codec import pretrained
 from codec.api import Codec
 from codec.atomic import clear_stale
 from codec.audio import AudioError, resampled_length
+from codec.backends import KINDS
+from codec.backends.base import Backend
 from codec.exitcodes import UsageError, report
 from codec.fileformat import EXTENSION, MODEL_NAME, STREAM_EXTENSION, StreamHeader
 from codec.formats import AUDIO_SUFFIXES
@@ -68,8 +70,9 @@ def resolve_device(text: str) -> str:
     return text
 
 
-def load_codec(model: str | None, device: str = "cpu") -> Codec:
-    """The model named by ``--model`` (a bundled name or a directory; default: the bundled default)."""
+def load_codec(model: str | None, device: str = "cpu") -> Backend:
+    """The model named by ``--model``: a bundled name, a directory or a backend spec
+    (``dac:descript/dac_16khz``, see :mod:`codec.backends`); default: the bundled default."""
     try:
         return Codec.from_pretrained(model, device=device)
     except NoBundledModelError as err:
@@ -78,7 +81,9 @@ def load_codec(model: str | None, device: str = "cpu") -> Codec:
         raise UsageError(f"--model {model}: no such model directory or bundled model") from None
 
 
-def model_for(args: argparse.Namespace, header: StreamHeader, name: object, cache: dict[str, Codec]) -> Codec:
+def model_for(
+    args: argparse.Namespace, header: StreamHeader, name: object, cache: dict[str, Backend]
+) -> Backend:
     """``--model`` if given, else the bundled model the tokens name; checked against the header.
 
     A token file names its model; that name is only ever looked up among the bundled models,
@@ -93,11 +98,27 @@ def model_for(args: argparse.Namespace, header: StreamHeader, name: object, cach
             if not MODEL_NAME.fullmatch(header.model) or header.model not in pretrained.available():
                 raise UsageError(
                     f"{name}: made by model {header.model!r}, which this installation does not bundle "
-                    f"({have}); pass --model DIR"
+                    f"({have}); pass {_model_hint(header.model)}"
                 )
             cache[key] = Codec.from_pretrained(pretrained.model_dir(header.model), device=args.device)
     check_header(cache[key], header, name)
     return cache[key]
+
+
+def _counts_text(codec: Backend) -> str:
+    """``1..K``, or the valid counts when only some are (SNAC: whole levels)."""
+    counts = codec.codebook_counts()
+    full = len(counts) == codec.total_codebooks
+    return f"1..{codec.total_codebooks}" if full else ", ".join(map(str, counts))
+
+
+def _model_hint(model: str) -> str:
+    """``--model DIR``, or for another codec's tokens the spec that would load its weights."""
+    kind, sep, ref = model.partition(":")
+    if not sep or kind not in KINDS or kind == "ours":
+        return "--model DIR"
+    hub_id = ref.replace("--", "/")  # names record a hub id's slash as --
+    return f"--model {kind}:HUB_ID_OR_FOLDER (e.g. {kind}:{hub_id}, the weights it was made with)"
 
 
 def check_target(target: Path, force: bool, source: str) -> None:
@@ -181,10 +202,9 @@ def _encoder(args: argparse.Namespace) -> Work:
     or stdout (``None``)."""
     codec = load_codec(args.model, args.device)
     k = args.num_codebooks
-    if k is not None and not 1 <= k <= codec.total_codebooks:
+    if k is not None and k not in codec.codebook_counts():
         raise UsageError(
-            f"--num-codebooks {k} is out of range: model {codec.name!r} has "
-            f"1..{codec.total_codebooks} codebooks"
+            f"--num-codebooks {k} is out of range: model {codec.name!r} has {_counts_text(codec)} codebooks"
         )
 
     def run(source: str | Path, target: Path | None, replace: bool) -> None:
@@ -245,7 +265,7 @@ def run_decode(args: argparse.Namespace) -> int:
 def _decoder(args: argparse.Namespace) -> Work:
     """Decoding with the options of ``args``: a token file/stream (``-``: stdin) to audio
     (``None``: stdout); the model is the one the tokens name unless ``--model`` is given."""
-    cache: dict[str, Codec] = {}
+    cache: dict[str, Backend] = {}
 
     def run(source: str | Path, target: Path | None, replace: bool) -> None:
         stdin = std("stdin") if str(source) == "-" else None
@@ -354,7 +374,9 @@ def run_info(args: argparse.Namespace) -> int:
     from codec.info import describe
 
     std("stdout")
-    fields = describe(args.path)
+    if (args.path is None) == (args.model is None):
+        raise UsageError("give one thing to describe: a PATH or --model MODEL")
+    fields = describe(args.path if args.path is not None else args.model)
     if args.json:
         print(json.dumps(fields, indent=2))
     else:

@@ -42,7 +42,7 @@ def example_path(model: str | None = None) -> Path:
 def run_round_trip(
     codec, path: Path, num_codebooks: int | None = None, output: Path | None = None, replace: bool = True
 ) -> DemoResult:
-    """Encode ``path`` with ``codec`` (a :class:`codec.Codec`), decode it and score the result.
+    """Encode ``path`` with ``codec`` (any :class:`codec.backends.Backend`), decode it and score the result.
 
     Args:
         codec: the model.
@@ -89,7 +89,9 @@ def add_demo_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
     p = subparsers.add_parser(
         "demo", help="encode and decode the bundled example clip; print bitrate and PESQ"
     )
-    p.add_argument("--model", help="bundled model name or model directory (default: the bundled model)")
+    from codec.cli import MODEL_HELP
+
+    p.add_argument("--model", metavar="MODEL", help=MODEL_HELP)
     p.add_argument("-n", "--num-codebooks", type=int, help="codebooks to use (default: all)")
     p.add_argument("--input", help="an audio file to use instead of the bundled example")
     p.add_argument("-o", "--output", help="write the decoded audio to this file (.wav/.flac/.ogg)")
@@ -106,13 +108,16 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from codec import Codec
+    from codec import backends
+    from codec.backends.base import Backend
     from codec.commands import check_target, load_codec
     from codec.exitcodes import UsageError
     from codec.pipeline.audiofile import output_format
 
     if args.input:
         path = Path(args.input)
+    elif args.model and backends.is_spec(args.model):
+        path = example_path()  # another codec's weights: the bundled default's clip is plain speech
     else:
         model_dir = Path(args.model) if args.model and Path(args.model).is_dir() else None
         path = model_dir / EXAMPLE_NAME if model_dir else example_path(args.model)
@@ -123,9 +128,14 @@ def _demo(args: argparse.Namespace) -> int:
         output = Path(args.output)
         output_format(output)
         check_target(output, args.force, str(path))
-    codec: Codec = load_codec(args.model)
-    if args.num_codebooks is not None and not 1 <= args.num_codebooks <= codec.total_codebooks:
-        raise UsageError(f"--num-codebooks must be between 1 and {codec.total_codebooks}")
+    codec: Backend = load_codec(args.model)
+    if args.num_codebooks is not None and args.num_codebooks not in codec.codebook_counts():
+        valid = codec.codebook_counts()
+        raise UsageError(
+            f"--num-codebooks must be one of {', '.join(map(str, valid))}"
+            if len(valid) < codec.total_codebooks
+            else f"--num-codebooks must be between 1 and {codec.total_codebooks}"
+        )
     result = run_round_trip(codec, path, args.num_codebooks, output, replace=args.force)
     b, k, f = result.codes_shape
     print(f"{path.name}: {result.seconds:.2f} s -> codes [{b}, {k}, {f}] at {result.bitrate / 1000:g} kbps")

@@ -1,4 +1,8 @@
-"""What ``codec info`` prints: a description of a model directory, token file, stream or audio file.
+"""What ``codec info`` prints: a description of a model, token file, stream or audio file.
+
+A model is a model directory, a bundled name, or a backend spec (``dac:descript/dac_16khz``,
+see :mod:`codec.backends`), which is loaded to describe it (its weights fingerprint, rates,
+codebooks, what it promises).
 
 Every function returns a flat ``dict`` (JSON-serialisable) and raises a ``ValueError`` subclass
 naming the path when it is none of these.
@@ -10,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from codec import pretrained
+from codec import backends, pretrained
 from codec.audio import AudioError
 from codec.checkpoint import WEIGHTS_NAME, CheckpointError, model_fingerprint, read_config
 from codec.fileformat import MAGIC, STREAM_MAGIC, read_header
@@ -36,6 +40,8 @@ def describe(target: str | Path) -> dict[str, Any]:
     if path.is_symlink():
         raise DescribeError(f"{path}: broken symbolic link")
     text = str(target)
+    if backends.is_spec(text):
+        return describe_backend(text)
     if "/" not in text and not path.suffix:
         if text not in pretrained.available():
             have = ", ".join(pretrained.available()) or "none"
@@ -62,6 +68,23 @@ def describe_model(folder: Path) -> dict[str, Any]:
         "bitrate_bps": cfg.frame_rate * q.total_codebooks * math.log2(q.codebook_size),
         "bitrate_per_codebook_bps": cfg.frame_rate * math.log2(q.codebook_size),
         **({"metadata": metadata} if metadata else {}),
+    }  # fmt: skip
+
+
+def describe_backend(spec: str) -> dict[str, Any]:
+    """A backend model's kind, name, fingerprint, rates, codebooks, bitrate and promises (loads it)."""
+    from codec.api import Codec
+
+    b = Codec.from_pretrained(spec)
+    counts = b.codebook_counts()
+    return {
+        "kind": "model", "backend": b.kind, "spec": spec, "name": b.name, "fingerprint": b.fingerprint,
+        "parameters": b.num_parameters(), "sample_rate": b.sample_rate, "hop_length": b.hop_length,
+        "frame_rate": b.frame_rate, "causal": b.causal, "streams": b.causal, "lookahead_samples": b.lookahead,
+        "codebooks": b.total_codebooks, "codebook_size": b.codebook_size,
+        **({"codebook_counts": list(counts)} if len(counts) != b.total_codebooks else {}),
+        "bitrate_bps": b.bitrate(), "bitrate_per_codebook_bps": b.frame_rate * math.log2(b.codebook_size),
+        "batch_invariant": b.batch_invariant,
     }  # fmt: skip
 
 

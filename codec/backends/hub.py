@@ -19,8 +19,9 @@ from codec.backends import BackendError
 T = TypeVar("T")
 PROBE_SECONDS = 5.0  # one HEAD request to the hub; a reachable hub answers in well under a second
 
-# What a failing loader may raise: a missing or damaged file, a bad config, mismatched weights.
-LOAD_ERRORS = (OSError, ValueError, KeyError, RuntimeError, EOFError)
+# What a failing loader may raise: a missing or damaged file, a config of another model (its
+# keys are not the constructor's: TypeError), mismatched weights.
+LOAD_ERRORS = (OSError, ValueError, KeyError, TypeError, RuntimeError, EOFError)
 
 
 def first_line(err: BaseException) -> str:

@@ -6,18 +6,21 @@ A SPEC names a codec and its bitrates (kbps)::
     ours:speech_16k@1.5,3,6    a bundled model (or ours:path/to/model_dir) at 1.5, 3 and 6 kbps
     lyra@3.2,6,9.2             Lyra v2 (TFLite files shipped in codec/bench/lyra_v2/)
     opus@6,9,12                Opus (libopus through libsndfile), target bitrates
-    encodec:facebook/encodec_24khz@1.5,6     transformers EncodecModel.from_pretrained(...)
-    dac:descript/dac_16khz@6   DacModel;   mimi:kyutai/mimi@1.1   MimiModel
+    encodec:facebook/encodec_24khz@1.5,6     another codec's weights, any model spec of
+    dac:descript/dac_16khz@6   mimi:kyutai/mimi@1.1   :mod:`codec.backends` (snac, speechtokenizer, ...)
 
 Each (codec, bitrate) pair is one :class:`Adapter`: ``encode`` mono audio at the adapter's own
 rate into a payload (codes or bytes), ``decode`` it back; ``bits`` of a payload is what it
-costs to send, so the achieved bitrate is measured, not assumed.
+costs to send, so the achieved bitrate is measured, not assumed.  Ours and every other codec's
+weights go through the same :class:`BackendAdapter` over :class:`codec.backends.Backend`, the
+tokenizer API itself (no second copy of any model's glue).
 """
 
 from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,63 +133,71 @@ def fit_length(wav: np.ndarray, n: int) -> np.ndarray:
     return np.pad(wav, (0, n - wav.shape[0]))
 
 
-def levels_for(kbps: float, bps_per_level: float, total: int, text: str) -> int:
-    """The codebook count that gives ``kbps`` exactly, or a :class:`SpecError` listing the valid ones."""
+def levels_for(kbps: float, bps_per_level: float, counts: Sequence[int], text: str) -> int:
+    """The codebook count (one of ``counts``) that gives ``kbps`` exactly, or a :class:`SpecError`
+    listing the valid bitrates."""
     k = round(kbps * 1000 / bps_per_level)
-    if not 1 <= k <= total or abs(k * bps_per_level - kbps * 1000) > 1e-6 * bps_per_level + 0.5:
-        valid = ", ".join(f"{j * bps_per_level / 1000:g}" for j in range(1, total + 1))
+    if k not in counts or abs(k * bps_per_level - kbps * 1000) > 1e-6 * bps_per_level + 0.5:
+        valid = ", ".join(f"{j * bps_per_level / 1000:g}" for j in counts)
         raise SpecError(f"{text}: {kbps:g} kbps is not a number of codebooks; valid kbps: {valid}")
     return k
 
 
-class OursAdapter(Adapter):
-    """This library's model through :class:`codec.Codec` (codes, batches and streaming)."""
+class BackendAdapter(Adapter):
+    """A :class:`codec.backends.Backend` (ours, or another codec's weights) at ``num_codebooks``.
 
-    kind = "ours"
+    Args:
+        backend: the loaded model.
+        num_codebooks: leading codebooks kept (one of ``backend.codebook_counts()``).
+    """
 
-    def __init__(self, codec: Any, num_codebooks: int, identity: str) -> None:
-        self.codec, self.k, self._identity = codec, num_codebooks, identity
-        self.label = f"ours ({codec.name})"
-        self.sample_rate = codec.sample_rate
-        self.kbps = codec.bitrate(num_codebooks) / 1000
-        self.codebook_size = codec.codebook_size
-        self.streaming = bool(codec.causal)
-        self.batched = True
-        self._bits = float(np.ceil(np.log2(codec.codebook_size)))
+    batched = True
+
+    def __init__(self, backend: Any, num_codebooks: int) -> None:
+        self.backend, self.k = backend, num_codebooks
+        self.kind = backend.kind
+        self.label = f"{backend.kind} ({getattr(backend, 'source', '') or backend.name})"
+        self.sample_rate = backend.sample_rate
+        self.frame_rate = backend.frame_rate
+        self.kbps = backend.bitrate(num_codebooks) / 1000
+        self.codebook_size = backend.codebook_size
+        self.streaming = bool(backend.causal)
+        self._bits = float(np.ceil(np.log2(backend.codebook_size)))
 
     def identity(self) -> str:
-        return f"{self._identity}|k={self.k}"
+        versions = getattr(self.backend, "versions", "")
+        return f"{self.backend.fingerprint[:16]}|k={self.k}" + (f"|{versions}" if versions else "")
 
     def parameters(self) -> int:
-        return sum(p.numel() for p in self.codec.model.parameters())
+        return self.backend.num_parameters()
 
     def torch_module(self) -> torch.nn.Module:
-        return self.codec.model
+        return self.backend.torch_module()
 
     @torch.inference_mode()
     def encode(self, wav: np.ndarray) -> Payload:
-        codes = self.codec.encode(torch.from_numpy(wav), self.sample_rate, num_codebooks=self.k)
-        c = codes.codes[0]
+        codes = self.backend.encode(torch.from_numpy(wav), self.sample_rate, num_codebooks=self.k)
+        c = codes.codes[0].cpu()
         return Payload(codes, c.numel() * self._bits, wav.shape[-1], c.numpy())
 
     @torch.inference_mode()
     def decode(self, payload: Payload) -> np.ndarray:
-        return self.codec.decode(payload.data)[0, 0].numpy()
+        return self.backend.decode(payload.data)[0, 0].cpu().numpy()
 
     @torch.inference_mode()
     def encode_batch(self, wav: torch.Tensor) -> Any:
-        return self.codec.encode(wav[:, None], self.sample_rate, num_codebooks=self.k)
+        return self.backend.encode(wav[:, None], self.sample_rate, num_codebooks=self.k)
 
     @torch.inference_mode()
     def decode_batch(self, payload: Any) -> torch.Tensor:
-        return self.codec.decode(payload)
+        return self.backend.decode(payload)[:, 0]  # [B, T]
 
     @torch.inference_mode()
     def stream_frames(self, wav: np.ndarray) -> tuple[float, list[float], list[float]]:
         import time
 
-        hop = self.codec.hop_length
-        stream = self.codec.stream(num_codebooks=self.k)
+        hop = self.backend.hop_length
+        stream = self.backend.stream(num_codebooks=self.k)
         x = torch.from_numpy(wav)[None, None]
         enc, dec = [], []
         for start in range(0, x.shape[-1] - hop + 1, hop):
@@ -198,12 +209,3 @@ class OursAdapter(Adapter):
             enc.append(t1 - t0)
             dec.append(t2 - t1)
         return hop / self.sample_rate, enc, dec
-
-
-def weights_digest(module: torch.nn.Module) -> str:
-    """SHA-256 of a module's parameters and buffers (the model's identity for the cache)."""
-    h = hashlib.sha256()
-    for name, t in sorted(module.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().to("cpu").contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]

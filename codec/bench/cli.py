@@ -21,10 +21,13 @@ def add_bench_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     """Register ``codec bench {quality,speed}``; the handler is :func:`run_bench`."""
     p = subparsers.add_parser("bench", help="compare codecs: reconstruction quality and speed")
     sub = p.add_subparsers(dest="bench_command", metavar="WHAT", required=True)
-    codec_help = "KIND[:MODEL][@KBPS,...]: ours, lyra, opus, encodec, dac, mimi (repeatable)"
+    codec_help = (
+        "KIND[:MODEL][@KBPS,...] (repeatable; default: ours): ours, lyra, opus, or another codec's "
+        "weights: encodec, dac, mimi, snac, speechtokenizer, stablecodec (MODEL a hub id or folder)"
+    )
     q = sub.add_parser("quality", help="score codecs on your audio; writes tables, plots and report.html")
     q.add_argument("data", nargs="+", metavar="DATA", help="audio folders, files or CSV/JSONL manifests")
-    q.add_argument("--codec", action="append", required=True, metavar="SPEC", help=codec_help)
+    q.add_argument("--codec", "--model", action="append", dest="codec", metavar="SPEC", help=codec_help)
     q.add_argument(
         "--bitrates", default=DEFAULT_KBPS, help="kbps for a SPEC without @ (default: %(default)s)"
     )
@@ -41,7 +44,7 @@ def add_bench_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     q.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     q.set_defaults(bench_run=run_quality_command)
     s = sub.add_parser("speed", help="real-time factors, streaming latency, parameters and peak memory")
-    s.add_argument("--codec", action="append", required=True, metavar="SPEC", help=codec_help)
+    s.add_argument("--codec", "--model", action="append", dest="codec", metavar="SPEC", help=codec_help)
     s.add_argument("--bitrates", default="6", help="kbps for a SPEC without @ (default: %(default)s)")
     s.add_argument("--out", required=True, type=Path, help="output folder")
     s.add_argument("--seconds", type=float, default=10.0, help="input length (default: %(default)s)")
@@ -66,8 +69,8 @@ def run_bench(args: argparse.Namespace) -> int:
         return 2
 
 
-def build_all(specs: list[str], bitrates: str):
-    """Parse every ``--codec`` and build its adapters (one per bitrate)."""
+def build_all(specs: list[str] | None, bitrates: str):
+    """Parse every ``--codec`` (none: ours) and build its adapters (one per bitrate)."""
     from codec.bench.adapters import SpecError
     from codec.bench.registry import build_adapters, parse_spec
 
@@ -76,7 +79,7 @@ def build_all(specs: list[str], bitrates: str):
     except ValueError:
         raise SpecError(f"--bitrates: expected kbps numbers separated by commas, got {bitrates!r}") from None
     adapters = []
-    for text in specs:
+    for text in specs or ["ours"]:
         adapters += build_adapters(parse_spec(text, default))
     keys = [a.key for a in adapters]
     if len(set(keys)) != len(keys):

@@ -1,16 +1,17 @@
 """Codec SPECs (``KIND[:MODEL][@KBPS,...]``) -> adapters: the one place that knows every kind.
 
-Kept apart from :mod:`codec.bench.adapters` (the interface and our model's adapter), which the
-baseline and peer modules import: the registry imports them, never the reverse.
+Kept apart from :mod:`codec.bench.adapters` (the interface and the adapter over every model
+of :mod:`codec.backends`, ours included), which the baseline module imports: the registry
+imports them, never the reverse.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from codec.bench.adapters import Adapter, OursAdapter, Spec, SpecError, levels_for, weights_digest
+from codec.backends import KINDS, BackendError
+from codec.bench.adapters import Adapter, BackendAdapter, Spec, SpecError, levels_for
 from codec.bench.baselines import build_lyra, build_opus
-from codec.bench.peers import build_peer
 
 
 def parse_spec(text: str, default_kbps: tuple[float, ...] = ()) -> Spec:
@@ -39,28 +40,23 @@ def build_adapters(spec: Spec) -> list[Adapter]:
     return adapters
 
 
-def _build_ours(spec: Spec) -> list[Adapter]:
+def _build_backend(spec: Spec) -> list[Adapter]:
+    """Ours or another codec's weights: the model loaded once (``Codec.from_pretrained``), one
+    :class:`BackendAdapter` per bitrate, each a whole number of leading codebooks."""
     from codec import Codec
     from codec.checkpoint import CheckpointError
     from codec.pretrained import NoBundledModelError
 
+    text = f"{spec.kind}:{spec.model}" if spec.model else spec.kind
     try:
-        codec = Codec.from_pretrained(spec.model)
+        backend = Codec.from_pretrained(f"{spec.kind}:{spec.model or ''}")
+    except BackendError as err:
+        raise SpecError(str(err)) from None
     except (NoBundledModelError, FileNotFoundError, CheckpointError) as err:
-        raise SpecError(f"ours:{spec.model}: {err}") from None
-    identity = weights_digest(codec.model)
-    per_level = codec.frame_rate * np.log2(codec.codebook_size)
-    text = f"ours:{spec.model or codec.name}"
-    return [
-        OursAdapter(codec, levels_for(r, per_level, codec.total_codebooks, text), identity) for r in spec.kbps
-    ]
+        raise SpecError(f"{text}: {err}") from None
+    per_level = backend.frame_rate * np.log2(backend.codebook_size)
+    counts = backend.codebook_counts()
+    return [BackendAdapter(backend, levels_for(r, per_level, counts, text)) for r in spec.kbps]
 
 
-BUILDERS = {
-    "ours": _build_ours,
-    "lyra": build_lyra,
-    "opus": build_opus,
-    "encodec": build_peer,
-    "dac": build_peer,
-    "mimi": build_peer,
-}
+BUILDERS = {"lyra": build_lyra, "opus": build_opus, **dict.fromkeys(KINDS, _build_backend)}

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from codec.cli import positive_float, positive_int
+from codec.cli import MODEL_HELP, positive_float, positive_int
 
 if TYPE_CHECKING:
     from codec.data.options import TokenizeOptions
@@ -34,7 +34,7 @@ def add_tokenize_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio folders (recursive), files, or "
                    "CSV/JSONL manifests (a 'path' column, optional 'id', other columns carried)")  # fmt: skip
     p.add_argument("-o", "--output", required=True, type=Path, metavar="OUT", help="output folder")
-    p.add_argument("--model", help="bundled model name or model directory (default: the bundled default)")
+    p.add_argument("--model", metavar="MODEL", help=MODEL_HELP)
     p.add_argument("--num-codebooks", type=positive_int, help="codebooks to keep (default: all)")
     p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto", help="default: %(default)s")
     p.add_argument("--devices", type=positive_int, default=1, help="processes per node, one device each")

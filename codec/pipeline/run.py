@@ -235,10 +235,11 @@ def _num_codebooks(codec: Codec, num_codebooks: int | None) -> int:
         return codec.total_codebooks
     if isinstance(num_codebooks, bool) or not isinstance(num_codebooks, int):
         raise AudioError(f"num_codebooks must be an integer, got {num_codebooks!r}")
-    if not 1 <= num_codebooks <= codec.total_codebooks:
+    counts = codec.codebook_counts()
+    if num_codebooks not in counts:
+        valid = f"1..{codec.total_codebooks}" if len(counts) == codec.total_codebooks else str(counts)[1:-1]
         raise AudioError(
-            f"num_codebooks {num_codebooks} is out of range: model {codec.name!r} has "
-            f"1..{codec.total_codebooks} codebooks"
+            f"num_codebooks {num_codebooks} is out of range: model {codec.name!r} has {valid} codebooks"
         )
     return num_codebooks
 

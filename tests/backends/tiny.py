@@ -92,7 +92,10 @@ def save_tiny(kind: str, folder: Path, **changes: object) -> Path:
         (where / "config.json").write_text(json.dumps(config))
         torch.save(model.state_dict(), where / "SpeechTokenizer.pt")
     else:
-        tiny_transformers_model(kind).save_pretrained(folder)
+        from codec.backends.hf import quiet_transformers
+
+        with quiet_transformers():  # no progress bar on stderr (tests read it)
+            tiny_transformers_model(kind).save_pretrained(folder)
     return folder
 
 
