@@ -48,11 +48,13 @@ def local_folder(kind: str, ref: str) -> Path | None:
     return None
 
 
-def how_to_get(kind: str, ref: str) -> str:
+def how_to_get(kind: str, ref: str, flag: str = "") -> str:
+    """How to get ``ref``'s weights; ``flag`` names the option that takes a folder (``--model KIND:``)."""
     name = ref.rsplit("/", 1)[-1]
+    flag = flag or f"--model {kind}:"
     return (
         f"on a machine with network access run `hf download {ref} --local-dir {name}` "
-        f"and pass --model {kind}:./{name} (or run `hf download {ref}` to fill the Hugging Face cache)"
+        f"and pass {flag}./{name} (or run `hf download {ref}` to fill the Hugging Face cache)"
     )
 
 
@@ -85,7 +87,7 @@ def probe(ref: str) -> str | None:
     return None
 
 
-def fetch(kind: str, ref: str, load: Callable[..., T]) -> T:
+def fetch(kind: str, ref: str, load: Callable[..., T], flag: str = "") -> T:
     """The model ``load`` makes from a folder or hub id ``ref``, without waiting on an unreachable hub.
 
     Args:
@@ -93,6 +95,7 @@ def fetch(kind: str, ref: str, load: Callable[..., T]) -> T:
         ref: a local folder or a hub id.
         load: ``load(folder_or_id, **kwargs)``; it must accept ``local_files_only=True`` for a
             hub id (look in the cache only), as ``from_pretrained`` and ``hf_hub_download`` do.
+        flag: the option that takes a local folder instead (default ``--model KIND:``).
     """
     spec = f"{kind}:{ref}"
     folder = local_folder(kind, ref)
@@ -105,13 +108,12 @@ def fetch(kind: str, ref: str, load: Callable[..., T]) -> T:
     if hub_offline():
         raise BackendError(
             f"{spec}: the weights are not in the Hugging Face cache and HF_HUB_OFFLINE is set; "
-            + how_to_get(kind, ref)
+            + how_to_get(kind, ref, flag)
         )
     problem = probe(ref)
     if problem:
-        raise BackendError(
-            f"{spec}: the weights are not in the Hugging Face cache and {problem}; " + how_to_get(kind, ref)
-        )
+        how = how_to_get(kind, ref, flag)
+        raise BackendError(f"{spec}: the weights are not in the Hugging Face cache and {problem}; {how}")
     return _call(spec, lambda: load(ref))
 
 

@@ -9,7 +9,8 @@ so there is no lower bitrate by leading codebooks), each of ``levels ** 6`` entr
 
 The package pins ``torch==2.4`` and ``torchaudio==2.4`` and depends on ``stable-audio-tools``
 (with pinned ``wandb``, ``gradio``, ``pypesq``, ...), so it usually needs an environment of its
-own; where it cannot be imported, loading says so in one line.
+own; where it cannot be imported, loading says so in one line.  Its README also states a hard
+requirement for FlashAttention (sliding-window attention): no CPU inference.
 """
 
 from __future__ import annotations

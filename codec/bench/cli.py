@@ -39,7 +39,14 @@ def add_bench_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
         "--metrics",
         default="core",
         help="comma-separated metric names, 'core' (default: PESQ-wb/nb, STOI, ESTOI, SI-SDR, mel and "
-        "MR-STFT distances) or 'all' (also ViSQOL, DNSMOS, speaker similarity where installed)",
+        "MR-STFT distances) or 'all' (also ViSQOL, DNSMOS, speaker similarity and the ASR word error "
+        "rate 'wer' where installed)",
+    )
+    q.add_argument(
+        "--asr-model",
+        default=None,
+        metavar="REF",
+        help="Whisper model of the 'wer' metric: a hub id or a folder (default: openai/whisper-base.en)",
     )
     q.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     q.set_defaults(bench_run=run_quality_command)
@@ -59,12 +66,13 @@ def add_bench_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
 def run_bench(args: argparse.Namespace) -> int:
     """Dispatch to the subcommand; bad input -> one line on stderr, exit status 2."""
     from codec.audio import AudioError
+    from codec.backends import BackendError
     from codec.bench.adapters import SpecError
     from codec.bench.data import InputError
 
     try:
         return args.bench_run(args)
-    except (SpecError, InputError, AudioError) as err:
+    except (SpecError, InputError, AudioError, BackendError) as err:
         print(f"codec: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
 
@@ -124,11 +132,12 @@ def run_quality_command(args: argparse.Namespace) -> int:
     metrics = pick_metrics(args.metrics)
     items = collect(args.data, args.limit)
     adapters = build_all(args.codec, args.bitrates)
+    cache, asr_line = args.out / "cache", {}
+    if "wer" in metrics:
+        cache, asr_line = asr_setup(args.asr_model, cache)
     total = len(items) * len(adapters)
     with tqdm(total=total, disable=args.quiet, unit="pair", desc="bench") as bar:
-        run = run_quality(
-            items, adapters, metrics, args.out / "cache", args.score_rate, args.jobs, bar.update
-        )
+        run = run_quality(items, adapters, metrics, cache, args.score_rate, args.jobs, bar.update)
     seconds = sum(r.seconds for r in run.rows if r.key == adapters[0].key)
     extra = {
         "data": f"{', '.join(args.data)}: {len(items)} files, {seconds / 60:.1f} min, "
@@ -136,12 +145,29 @@ def run_quality_command(args: argparse.Namespace) -> int:
         "scoring": f"every metric at {args.score_rate} Hz; each codec coded the audio at its own rate",
         "run": f"{run.computed} pairs computed, {run.reused} reused from the cache, "
         f"{run.wall_seconds:.0f} s wall with --jobs {args.jobs}",
+        **asr_line,
     }
     written = write_report(run, args.out, context(command_line(), extra))
     if not args.quiet:
         print((args.out / "summary.md").read_text())
         print(f"wrote {len(written)} files to {args.out} (open {args.out / 'report.html'})")
     return 0
+
+
+def asr_setup(ref: str | None, cache: Path) -> tuple[Path, dict[str, str]]:
+    """The ``wer`` metric's model: loaded here once (a model that cannot be had fails the run
+    before any coding), named to the metric workers, and its own cache folder (its scores
+    depend on it).  Returns the cache folder and the report's line."""
+    import hashlib
+
+    from codec.bench import asr
+
+    ref = ref or asr.DEFAULT_MODEL
+    os.environ[asr.ENV] = ref
+    asr.transcriber(ref)
+    tag = hashlib.sha256(ref.encode()).hexdigest()[:12]
+    line = f"{ref} (Whisper, transformers), transcripts compared with jiwer"
+    return cache / f"asr-{tag}", {"WER": f"decoded audio's transcript against the reference's, by {line}"}
 
 
 def pick_metrics(text: str) -> list[str]:

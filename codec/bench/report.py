@@ -30,6 +30,7 @@ import soundfile as sf
 from codec.atomic import atomic_write
 from codec.bench import plots
 from codec.bench.data import read_mono
+from codec.bench.published import published_html
 from codec.bench.quality import QualityRun, coded_at_score_rate
 from codec.bench.scoring import METRICS
 from codec.bench.summary import per_file_csv, settings, summary_json, summary_markdown
@@ -177,6 +178,7 @@ def report_html(run: QualityRun, context: list[str], pngs: list[Path], examples:
         f"</head><body><h1>Codec benchmark</h1><ul>{ctx}</ul><p id='status'></p>",
         "<h2>Scores</h2><p>Mean ± 95% confidence interval over files.</p>",
         _table_html(run),
+        published_html({a.kind for a in run.adapters}),
         f"<h2>Against bitrate</h2><div class='plots'>{imgs}</div>",
     ]
     for ex in examples:

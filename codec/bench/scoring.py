@@ -5,7 +5,9 @@ Intrusive metrics compare the decoded signal with the reference at the common sc
 package), STOI and ESTOI (``pystoi``), SI-SDR, mel distance and multi-resolution STFT
 distance (torch).  Where their optional packages are installed, ViSQOL (``visqol-python``,
 speech mode), DNSMOS (``speechmos``, non-intrusive: the decoded signal alone) and speaker
-similarity (``resemblyzer``, cosine of the two utterance embeddings) are added.
+similarity (``resemblyzer``, cosine of the two utterance embeddings) are added, and the word
+error rate of a Whisper model on the decoded audio against the reference (``wer``, with
+``jiwer``; :mod:`codec.bench.asr`).
 
 A metric that cannot score a pair (too short, silent, missing package) gives no number and a
 one-line reason instead: the run goes on and the report lists the reason.
@@ -37,10 +39,11 @@ METRICS: dict[str, tuple[str, bool]] = {
     "visqol": ("ViSQOL MOS", True),
     "dnsmos": ("DNSMOS OVRL", True),
     "speaker_sim": ("speaker similarity", True),
+    "wer": ("WER (ASR)", False),
 }
 # Optional metrics and the package each needs (module name to probe, pip name).
 OPTIONAL = {"visqol": ("visqol", "visqol-python"), "dnsmos": ("speechmos", "speechmos"),
-            "speaker_sim": ("resemblyzer", "resemblyzer")}  # fmt: skip
+            "speaker_sim": ("resemblyzer", "resemblyzer"), "wer": ("jiwer", "jiwer")}  # fmt: skip
 # The default set: cheap enough for a whole data set (about 1 s of CPU per 15 s pair).  The
 # optional ones cost more (here, per 15 s pair after a first slow call: ViSQOL ~1.5 s,
 # DNSMOS ~4.5 s), so a run asks for them by name or with ``--metrics all``.
@@ -144,7 +147,14 @@ FUNCTIONS: dict[str, Callable[[np.ndarray, np.ndarray, int], float]] = {
     "visqol": _visqol,
     "dnsmos": _dnsmos,
     "speaker_sim": _speaker_sim,
+    "wer": lambda r, e, sr: _asr().wer(r, e, sr),
 }
+
+
+def _asr() -> Any:
+    from codec.bench import asr
+
+    return asr
 
 
 def score(reference: np.ndarray, estimate: np.ndarray, sample_rate: int, metrics: list[str]) -> Scores:

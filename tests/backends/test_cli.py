@@ -151,3 +151,10 @@ def test_bench_quality_puts_the_backends_side_by_side(tiny_dirs, tmp_path) -> No
     settings = json.loads((tmp_path / "out" / "summary.json").read_text())["settings"]
     assert [s["kbps"] for s in settings] == [1.5, 0.6, 0.15]
     assert all(len(s["codebook_usage"]) == 2 for s in settings)
+    page = (tmp_path / "out" / "report.html").read_text()
+    published = page[page.index("Published figures (not measured here)") :].split("<h2>")[0]
+    assert (
+        "stable-codec-speech-16k</td><td>3.01</td><td>0.90" in published
+        and "Stability-AI/stable-codec" in published
+    )
+    assert "snac (hubertsiuzdak/snac" in published and "dac (" not in published  # DAC was run: no line for it
