@@ -158,3 +158,12 @@ def test_bench_quality_puts_the_backends_side_by_side(tiny_dirs, tmp_path) -> No
         and "Stability-AI/stable-codec" in published
     )
     assert "snac (hubertsiuzdak/snac" in published and "dac (" not in published  # DAC was run: no line for it
+    out = tmp_path / "ours"
+    assert (
+        main(["bench", "quality", str(data), "--out", str(out), "--jobs", "0", "-q", "--metrics", "si_sdr"])
+        == 0
+    )
+    settings = json.loads((out / "summary.json").read_text())[
+        "settings"
+    ]  # no --codec: ours, 1.5 / 3 / 6 kbps
+    assert [(s["kind"], s["kbps"]) for s in settings] == [("ours", 1.5), ("ours", 3.0), ("ours", 6.0)]
