@@ -35,3 +35,17 @@ def test_examples_pass_data_paths_that_exist_outside_this_repository() -> None:
             code.append(line)
     assert len(code) > 100
     assert not [line for line in code if "../shared/data" in line]
+
+
+def test_every_test_the_fault_table_names_exists() -> None:
+    table = README.split("## Fault table", 1)[1].split("\n## ", 1)[0]
+    tests = Path(__file__).resolve().parent
+    named = 0
+    for row in table.splitlines()[4:]:
+        where = re.findall(r"`([\w/]+\.py)::(\w+)`|`::(\w+)`", row.rsplit("|", 2)[1])
+        path = None
+        for file, name, more in where:
+            path = tests / file if file else path
+            assert path is not None and f"def {name or more}(" in path.read_text(), (file, name or more)
+            named += 1
+    assert named >= 14
