@@ -240,7 +240,7 @@ class Codec:
         lengths = codes.lengths.to(torch.long).cpu()
         n_frames = codes.num_frames
         padded = max(n_frames, MIN_FRAMES)
-        data = torch.nn.functional.pad(codes.codes, (0, padded - n_frames)).to(self.device)
+        data = torch.nn.functional.pad(codes.codes.to(torch.long), (0, padded - n_frames)).to(self.device)
         frame_mask = self._frame_mask(lengths, codes.channels, padded)
         wav = self.model.decode_offline(data, frame_mask).float()
         t = int(lengths.max())
@@ -321,7 +321,7 @@ class Codec:
 
     def _wrap_tensor(self, codes: torch.Tensor) -> Codes:
         """A plain ``[B, K, F]`` tensor as :class:`Codes` of ``B`` mono items of ``F`` full frames."""
-        check_codes(codes, None, self.total_codebooks, self.codebook_size)
+        codes = check_codes(codes, None, self.total_codebooks, self.codebook_size)
         if codes.shape[0] == 0 or codes.shape[2] == 0:
             raise ValueError(f"codes are empty (shape {tuple(codes.shape)})")
         b, _, f = codes.shape

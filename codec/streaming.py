@@ -167,7 +167,7 @@ class Stream:
         """
         if isinstance(codes, Codes):
             codes = self._codes_tensor(codes)
-        check_codes(
+        codes = check_codes(
             codes, self._rows, self.model.quantizer.total_codebooks, self.model.cfg.quantizer.codebook_size
         )
         self._decoded = True
@@ -251,6 +251,9 @@ class Stream:
                 f"stream.step expects [B={shape[0]}, C={shape[1]}, f * {self.hop_length}] with f >= 1, "
                 f"got {tuple(wav.shape)}"
             )
+        if not wav.is_floating_point():
+            # A dtype check costs no device synchronisation; integer PCM would be coded unscaled.
+            raise StreamingError(f"stream.step expects float samples in [-1, 1], got {wav.dtype}")
         if self._pending_count:
             raise StreamingError(f"stream.step needs whole frames: {self._pending_count} samples are pending")
         x = wav.reshape(self._rows, -1).to(self._device, self._dtype)
@@ -303,8 +306,14 @@ class CapturedStep:
         return self.output
 
 
-def check_codes(codes: torch.Tensor, rows: int | None, total_codebooks: int, codebook_size: int) -> None:
-    """Raise ``ValueError`` unless ``codes`` is an integer ``[rows, K, F]`` tensor of valid codes."""
+def check_codes(
+    codes: torch.Tensor, rows: int | None, total_codebooks: int, codebook_size: int
+) -> torch.Tensor:
+    """Raise ``ValueError`` unless ``codes`` is an integer ``[rows, K, F]`` tensor of valid codes.
+
+    Returns them as int64: any integer dtype is taken, the unsigned ones included (PyTorch has
+    no min/max for uint16/32/64; a uint64 above the int64 range turns negative, so it is refused).
+    """
     if not isinstance(codes, torch.Tensor) or codes.dim() != 3:
         shape = tuple(codes.shape) if isinstance(codes, torch.Tensor) else type(codes).__name__
         raise ValueError(f"codes must be a [B, K, F] integer tensor, got {shape}")
@@ -314,7 +323,9 @@ def check_codes(codes: torch.Tensor, rows: int | None, total_codebooks: int, cod
         raise ValueError(f"codes have {codes.shape[0]} rows, expected {rows}")
     if not 1 <= codes.shape[1] <= total_codebooks:
         raise ValueError(f"codes have {codes.shape[1]} codebooks; this model has 1..{total_codebooks}")
+    codes = codes.to(torch.long)
     if codes.numel():
         low, high = torch.aminmax(codes)
         if int(low) < 0 or int(high) >= codebook_size:
             raise ValueError(f"codes out of range: values must be in 0..{codebook_size - 1}")
+    return codes

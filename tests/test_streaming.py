@@ -160,6 +160,17 @@ def test_step_equals_encode_then_decode(debug_codec: Codec, frames: int) -> None
         stepped.cuda_graph()
 
 
+@pytest.mark.parametrize("dtype", [torch.int16, torch.int32, torch.uint8])
+def test_step_refuses_integer_pcm_as_encode_does(debug_codec: Codec, dtype: torch.dtype) -> None:
+    """16-bit PCM (full scale 32767) would be coded as samples far outside [-1, 1]."""
+    pcm = (0.1 * speech_like(2 * HOP, seed=4) * 32767).to(dtype)[None]
+    stream = debug_codec.stream()
+    for feed in (stream.step, stream.encode):
+        with pytest.raises(StreamingError, match=f"float samples in \\[-1, 1\\], got {dtype}"):
+            feed(pcm)
+    assert stream.step(pcm.float() / 32768).codes.shape[-1] == 2  # scaled to floats, it codes
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 def test_captured_step_replays_like_the_stream(debug_codec: Codec) -> None:
     codec = Codec(debug_codec.model).to("cuda")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from codec import exitcodes
+from codec.configs import bundled_presets
 from codec.exitcodes import EXIT_OK, UsageError
 
 _MISSING_EXTRA = "training needs the train extra: pip install 'codec[train]'"
@@ -28,7 +29,9 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
         "torchrun or srun with --num-nodes M.",
     )
     p.add_argument(
-        "--config", required=True, help="preset YAML file or bundled preset name (debug, speech_16k)"
+        "--config",
+        required=True,
+        help=f"preset YAML file or bundled preset name ({', '.join(bundled_presets())})",
     )
     p.add_argument("--data", nargs="+", metavar="DIR", help="training folders or CSV/JSONL manifests")
     p.add_argument("--val-data", nargs="+", metavar="DIR", help="validation folders or manifests")

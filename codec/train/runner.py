@@ -14,10 +14,10 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.strategies import DDPStrategy
 
+from codec.train.checkpoints import StepCheckpoints
 from codec.train.config import Preset, TrainConfig
 from codec.train.data import AudioDataModule
 from codec.train.module import CodecTrainingModule
@@ -74,16 +74,8 @@ def apply_overrides(
 def build_trainer(preset: Preset, options: RunOptions) -> L.Trainer:
     """A Trainer with checkpointing every N steps, TensorBoard logging and (multi-process) DDP."""
     cfg = preset.train
-    ckpt = ModelCheckpoint(
-        dirpath=options.run_dir / "checkpoints",
-        filename="step{step:07d}",
-        auto_insert_metric_name=False,
-        every_n_train_steps=cfg.checkpoint.every_n_steps,
-        # "step" is always among the monitored candidates: keep the newest keep_last files.
-        monitor="step",
-        mode="max",
-        save_top_k=cfg.checkpoint.keep_last,
-        save_last=True,
+    ckpt = StepCheckpoints(
+        options.run_dir / "checkpoints", cfg.checkpoint.every_n_steps, cfg.checkpoint.keep_last
     )
     processes = _count(options.devices) * options.num_nodes
     strategy: str | DDPStrategy = "auto"
@@ -106,34 +98,13 @@ def build_trainer(preset: Preset, options: RunOptions) -> L.Trainer:
         num_sanity_val_steps=0,
         log_every_n_steps=cfg.logging.every_n_steps,
         logger=TensorBoardLogger(save_dir=str(options.run_dir), name="", version="tensorboard"),
-        callbacks=[ckpt, FinalCheckpoint(options.run_dir / "checkpoints", cfg.checkpoint.every_n_steps)],
+        callbacks=[ckpt],
+        enable_checkpointing=False,  # StepCheckpoints is the run's only checkpointing
         use_distributed_sampler=False,
         enable_progress_bar=options.progress_bar,
         enable_model_summary=False,
         default_root_dir=str(options.run_dir),
     )
-
-
-class FinalCheckpoint(Callback):
-    """Checkpoint the last step of a run that ends off the every-N-steps grid.
-
-    ``ModelCheckpoint`` saves on its step grid and at epoch ends, and this recipe's epochs do
-    not end; a run stopped by ``max_steps`` or ``max_time`` between two grid points would lose
-    its last steps.  Written as ``stepNNNNNNN.ckpt`` and ``last.ckpt`` (a plain file).
-    """
-
-    def __init__(self, dirpath: Path, every_n_steps: int) -> None:
-        self.dirpath, self.every_n_steps = Path(dirpath), every_n_steps
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        step = trainer.global_step
-        if step == 0 or (self.every_n_steps > 0 and step % self.every_n_steps == 0):
-            return  # nothing trained, or already saved by ModelCheckpoint at this step
-        last = self.dirpath / "last.ckpt"
-        if trainer.is_global_zero and last.is_symlink():
-            last.unlink()  # never write through a link into an older step's file
-        trainer.save_checkpoint(self.dirpath / f"step{step:07d}.ckpt")
-        trainer.save_checkpoint(last)
 
 
 def _count(devices: int | str) -> int:
