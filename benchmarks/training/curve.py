@@ -130,7 +130,10 @@ def plot(run: Run, rows: list[dict]) -> Path:
                 continue
             style = styles["Lyra" if "Lyra" in label else "ours"]
             ax.axhline(value, linestyle=style, color="grey", linewidth=1)
-            ax.annotate(f"{label} {kbps:g} kbps", (0, value), fontsize=7, va="bottom", color="dimgrey")
+            ax.annotate(f"{label} {kbps:g} kbps", (0.01, value), xycoords=("axes fraction", "data"),
+                        fontsize=7, va="bottom", color="dimgrey")  # fmt: skip
+    last = max([r["step"] for r in rows] + [EVERY])
+    ax.set_xlim(-0.03 * last, 1.05 * last)
     ax.set_xlabel("training step")
     ax.set_ylabel("PESQ-wb (dev, 100 files)")
     ax.set_title(f"{run.name}: dev PESQ-wb by step (mean, 95% CI)")
