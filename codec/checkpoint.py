@@ -27,6 +27,7 @@ from safetensors.torch import load_file, save_file
 
 from codec.atomic import atomic_write
 from codec.config import CodecConfig, ConfigError
+from codec.errors import InputError
 from codec.model import CodecModel, build_model
 
 FORMAT_VERSION = 2
@@ -34,7 +35,7 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A model directory is missing, incomplete, corrupt or from an unknown format version."""
 
 

@@ -18,8 +18,10 @@ from typing import Any, Literal, TypeVar
 
 import yaml
 
+from codec.errors import InputError
 
-class ConfigError(ValueError):
+
+class ConfigError(InputError):
     """A configuration file or dictionary does not describe a valid model."""
 
 

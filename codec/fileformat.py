@@ -63,6 +63,7 @@ import torch
 
 from codec.atomic import Output
 from codec.bitpack import bits_per_code, decode_frames, encode_frames, packed_size
+from codec.errors import CodesError, InputError
 from codec.tokens import Codes
 
 EXTENSION = ".cdc"
@@ -84,7 +85,7 @@ MODEL_NAME = re.compile(r"(?:[^/\\\x00-\x1f.~][^/\\\x00-\x1f]{0,127})?")
 _FOREIGN = {b"RIFF": "a WAV/RIFF file", b"fLaC": "a FLAC file", b"OggS": "an Ogg file", b"ID3": "an MP3 file"}
 
 
-class TokenFileError(ValueError):
+class TokenFileError(InputError):
     """A token file or stream that cannot be read: foreign, empty, truncated, corrupt, too new."""
 
 
@@ -169,11 +170,11 @@ class StreamEnd:
 def header_from_codes(codes: Codes) -> FileHeader:
     """The file header of a one-item :class:`Codes`."""
     if codes.batch_size != 1:
-        raise ValueError(
+        raise CodesError(
             f"a token file holds one item; got a batch of {codes.batch_size} (use codes.item(i))"
         )
     if not MODEL_NAME.fullmatch(codes.model):
-        raise ValueError(
+        raise CodesError(
             f"the model name {codes.model!r} is not a plain name (a path cannot go in a token file)"
         )
     n = int(codes.lengths[0])
@@ -232,7 +233,7 @@ def token_file_bytes(codes: Codes) -> bytes:
     header = header_from_codes(codes)
     frames = codes.codes[:, :, : header.num_frames]
     if frames.numel() and (int(frames.min()) < 0 or int(frames.max()) >= header.codebook_size):
-        raise ValueError(f"codes out of range 0..{header.codebook_size - 1}")
+        raise CodesError(f"codes out of range 0..{header.codebook_size - 1}")
     blob = _prefix(MAGIC, header) + encode_frames(frames, header.bits_per_code)
     return blob + _U32.pack(zlib.crc32(blob))
 

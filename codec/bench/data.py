@@ -18,12 +18,9 @@ import numpy as np
 import torch
 
 from codec.audio import AudioError, resample
+from codec.errors import InputError
 from codec.formats import AUDIO_SUFFIXES, MANIFEST_SUFFIXES
 from codec.pipeline.audiofile import load_audio
-
-
-class InputError(ValueError):
-    """An input path or manifest that names no usable audio."""
 
 
 @dataclass(frozen=True)

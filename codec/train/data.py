@@ -26,6 +26,7 @@ import torch
 import torchaudio.functional as AF
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from codec.errors import InputError
 from codec.formats import AUDIO_SUFFIXES, MANIFEST_SUFFIXES
 from codec.train.config import DataConfig
 
@@ -34,7 +35,7 @@ from codec.train.config import DataConfig
 _SILENCE_DB = -60.0
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """Training data missing or unreadable; the message says which path and why."""
 
 

@@ -15,10 +15,11 @@ import torch
 
 from codec.checkpoint import save_model
 from codec.config import CodecConfig, from_dict
+from codec.errors import InputError
 from codec.model import build_model
 
 
-class ExportError(ValueError):
+class ExportError(InputError):
     """The file is not a training checkpoint of this library."""
 
 
