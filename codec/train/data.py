@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from codec.audio import AudioError, resample
 from codec.errors import InputError
-from codec.formats import AUDIO_SUFFIXES, MANIFEST_SUFFIXES
+from codec.formats import MANIFEST_SUFFIXES, audio_files
 from codec.pipeline.audiofile import AudioInfo, audio_info, load_audio, read_segment
 from codec.train.config import DataConfig
 
@@ -99,7 +99,7 @@ def find_audio(sources: Sequence[str | Path]) -> list[AudioFile]:
     paths: list[Path] = []
     for source in map(Path, sources):
         if source.is_dir():
-            paths += [p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES]
+            paths += [p for p in audio_files(source) if p.is_file()]
         elif source.is_file() and source.suffix.lower() in MANIFEST_SUFFIXES:
             paths += _manifest_paths(source)
         elif source.is_file():
