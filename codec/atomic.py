@@ -243,6 +243,29 @@ def atomic_write(path: str | Path, write: Callable[[Path], None], suffix: str = 
 
 
 @contextlib.contextmanager
+def locked(path: str | Path) -> Iterator[Path]:
+    """Hold the lock of ``path`` (the one its writers take, see :class:`Output`) for the block.
+
+    For a run that writes many files under one output folder: a second run naming the same
+    folder (under any spelling: the path is resolved) is refused at once with
+    :class:`OutputBusyError`, and the kernel releases the lock when the holder dies, even by
+    SIGKILL, so a killed run never leaves it stuck.  Yields the resolved path.
+    """
+    guard = Output(Path(path).resolve())
+    guard._make_parents()
+    try:
+        guard._take_lock()
+    except BaseException:
+        guard.abort()
+        raise
+    try:
+        yield guard.path
+    finally:
+        guard._done = True  # the folders above stay: the run wrote into them
+        guard._release()
+
+
+@contextlib.contextmanager
 def staged_dir(path: str | Path, replace: bool = False) -> Iterator[Path]:
     """A folder (a model directory) that appears whole or not at all.
 

@@ -11,6 +11,13 @@ alone: ``codec.encode(mono[None], sample_rate)``.
 Reading runs one batch ahead in a thread (libsndfile and torch release the GIL), so the disk
 and the decoder overlap with the model.  An item that cannot be read becomes an error row
 ``(id, path, reason)`` and the shard goes on.
+
+An item longer than ``batch_seconds`` (a batch of its own) is fed to the model in chunks of at
+most ``batch_seconds`` through the pipeline's block encoder (a causal model's stream, in
+multiples of 16 frames: bit-exact with encoding it whole), so the model's activations follow
+the chunk, not the item: a 10-minute file peaks like a 1-minute one.  Its samples are still
+read and resampled whole (as ``Codec.encode`` would see them: 4 bytes per sample at the
+model's rate).  A non-causal model cannot stream, and codes such an item whole.
 """
 
 from __future__ import annotations
@@ -27,7 +34,9 @@ from codec.api import MIN_FRAMES, Codec
 from codec.audio import resample, resampled_length
 from codec.data.plan import Plan, PlannedItem, batches, reason
 from codec.data.shards import Row, write_shard
+from codec.formats import text_path
 from codec.pipeline.audiofile import load_audio
+from codec.pipeline.coders import AudioEncoder, chunk_frames
 
 
 @dataclass
@@ -73,12 +82,13 @@ class Loaded:
 
 def load_item(item: PlannedItem, model_rate: int, device: torch.device) -> Loaded:
     """Read, mix to mono and resample one item; a failure becomes ``Loaded.error``."""
+    path = text_path(item.path)
     try:
-        audio = load_audio(item.path)
+        audio = load_audio(path)
         mono = audio.wav.mean(0, keepdim=True) if audio.wav.shape[0] > 1 else audio.wav
         wav = resample(mono.to(device), audio.sample_rate, model_rate)[0]
     except Exception as err:  # any unreadable file is reported, never the end of the run
-        return Loaded(item, None, error=reason(err, item.path))
+        return Loaded(item, None, error=reason(err, path))
     return Loaded(item, wav, audio.sample_rate, audio.wav.shape[-1])
 
 
@@ -108,7 +118,8 @@ def encode_shard(
     rate = codec.sample_rate
     lengths = [None if i.num_samples is None else int(resampled_length(i.num_samples, i.sample_rate, rate))
                for i in items]  # fmt: skip
-    groups = batches(lengths, max(1, round(batch_seconds * rate)))
+    budget = max(1, round(batch_seconds * rate))
+    groups = batches(lengths, budget)
     rows: list[Row] = []
     errors: list[tuple[str, str, str]] = []
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -117,7 +128,7 @@ def encode_shard(
             loaded = pending.result()
             if n + 1 < len(groups):
                 pending = _submit(pool, items, groups, n + 1, rate, codec.device)
-            stats = _encode_batch(codec, loaded, num_codebooks, rows, errors)
+            stats = _encode_batch(codec, loaded, num_codebooks, rows, errors, budget)
             if progress is not None:
                 progress(stats)
     model = {"name": codec.name, "fingerprint": codec.fingerprint}
@@ -136,8 +147,12 @@ def _encode_batch(
     num_codebooks: int,
     rows: list[Row],
     errors: list[tuple[str, str, str]],
+    budget: int,
 ) -> EncodeStats:
-    """Code the readable items of one batch into ``rows``; the rest go to ``errors``."""
+    """Code the readable items of one batch into ``rows``; the rest go to ``errors``.
+
+    ``budget``: the most model-rate samples per model call (``batch_seconds``).
+    """
     stats = EncodeStats()
     good = [x for x in loaded if x.wav is not None]
     for x in loaded:
@@ -146,6 +161,8 @@ def _encode_batch(
             stats.errors += 1
     if not good:
         return stats
+    if len(good) == 1 and good[0].wav.shape[-1] > budget and codec.causal:
+        return _encode_long(codec, good[0], num_codebooks, rows, budget, stats)
     lengths = torch.tensor([x.wav.shape[-1] for x in good])
     wav = torch.zeros(len(good), 1, int(lengths.max()), device=codec.device)
     for i, x in enumerate(good):
@@ -161,4 +178,20 @@ def _encode_batch(
     stats.audio_seconds = sum(x.num_samples / x.sample_rate for x in good)
     stats.frames = sum(frames)
     stats.padded_frames = len(good) * max(codes.num_frames, MIN_FRAMES)
+    return stats
+
+
+def _encode_long(
+    codec: Codec, x: Loaded, num_codebooks: int, rows: list[Row], budget: int, stats: EncodeStats
+) -> EncodeStats:
+    """Code one item longer than the budget in chunks (see the module docstring)."""
+    frames = chunk_frames(codec, budget / codec.sample_rate)
+    coder = AudioEncoder(codec, 1, codec.sample_rate, num_codebooks, chunk_frames=frames)
+    step = frames * codec.hop_length
+    wav = x.wav[None]
+    parts = [coder.push(wav[:, i : i + step]) for i in range(0, wav.shape[-1], step)]
+    codes = torch.cat([*parts, coder.finish()], dim=-1)[0].cpu().numpy().astype(np.int16)
+    rows.append(Row(x.item.id, x.item.path, x.sample_rate, x.num_samples, codes, x.item.meta))
+    stats.items, stats.audio_seconds = 1, x.num_samples / x.sample_rate
+    stats.frames = stats.padded_frames = codes.shape[-1]
     return stats
