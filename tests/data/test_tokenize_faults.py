@@ -156,11 +156,20 @@ def test_a_long_file_is_coded_in_chunks_of_batch_seconds(
         calls.append(x.shape[-1])
         return original(self, x, *args, **kwargs)
 
+    import codec.data.encode
+
+    whole: list[str] = []
+    read = codec.data.encode.load_audio
     monkeypatch.setattr(CodecModel, "encode", counted)
+    monkeypatch.setattr(codec.data.encode, "load_audio", lambda path: whole.append(path) or read(path))
     out = tmp_path / "out"
     assert _tokenize([corpus], out, model_dir, "--batch-seconds", "0.3") == 0
     frames = 16 * max(1, round(0.3 * model.frame_rate / 16))  # whole multiples of 16 frames
     assert max(calls) <= frames * model.hop_length, "an item longer than --batch-seconds went in whole"
+    # Long files at the model's rate are read chunk by chunk too (those at 8, 22.05, 44.1 kHz
+    # are resampled whole, as Codec.encode does).
+    long_16k = {str(corpus / f"{n}.wav") for n, sec, rate, _ in CLIPS if rate == 16000 and sec > 0.3}
+    assert len(long_16k) == 3 and not long_16k & set(whole)
     check_output(out, model, {name for name, *_ in CLIPS})  # codes exactly those of each file alone
 
 
