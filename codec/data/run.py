@@ -1,7 +1,8 @@
 """Corpus tokenization: audio inputs -> Parquet shards of codes, on one or many processes.
 
 :func:`tokenize` runs one process's part of a run (every process of a distributed run calls
-it, see :mod:`codec.data.distributed`):
+it, see :mod:`codec.data.distributed`).  Rank 0 holds the output folder's lock throughout, so
+a second run into the same folder is refused at once:
 
 1. rank 0 lists the inputs and makes the plan, or finds the one a killed run left and checks
    it was made for the same inputs and options (:mod:`codec.data.plan`); a complete run
