@@ -31,8 +31,9 @@ from codec import pretrained
 from codec.audio import AudioError, as_batch, pad_clips, resample, resampled_length
 from codec.checkpoint import ModelIdentity, load_checkpoint, weights_fingerprint
 from codec.config import CodecConfig
+from codec.errors import CodesError
 from codec.model import CodecModel, build_model
-from codec.streaming import Stream, check_codes
+from codec.streaming import Stream, check_codes, check_num_codebooks
 from codec.tokens.codes import Codes
 
 # Offline inputs are padded to at least this many frames so every matrix product has enough
@@ -263,22 +264,12 @@ class Codec:
 
     def stream(self, batch_size: int = 1, channels: int = 1, num_codebooks: int | None = None) -> Stream:
         """A new, independent streaming handle (causal models only); see :class:`codec.streaming.Stream`."""
-        for key, value in (("batch_size", batch_size), ("channels", channels)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{key} must be a positive integer, got {value!r}")
-        k = self._check_num_codebooks(num_codebooks)
-        return Stream(self.model, batch_size, channels, k, check=self._check_codes_match)
+        return Stream(self.model, batch_size, channels, num_codebooks, check=self._check_codes_match)
 
     # -- checks ---------------------------------------------------------------------------------
 
     def _check_num_codebooks(self, num_codebooks: int | None) -> int:
-        if num_codebooks is None:
-            return self.total_codebooks
-        if isinstance(num_codebooks, bool) or not isinstance(num_codebooks, int):
-            raise ValueError(f"num_codebooks must be an integer, got {num_codebooks!r}")
-        if not 1 <= num_codebooks <= self.total_codebooks:
-            raise ValueError(f"num_codebooks must be in 1..{self.total_codebooks}, got {num_codebooks}")
-        return num_codebooks
+        return check_num_codebooks(num_codebooks, self.total_codebooks)
 
     @staticmethod
     def _check_lengths(lengths: torch.Tensor | list[int] | None, batch: int, t: int) -> torch.Tensor:
@@ -323,7 +314,7 @@ class Codec:
         """A plain ``[B, K, F]`` tensor as :class:`Codes` of ``B`` mono items of ``F`` full frames."""
         codes = check_codes(codes, None, self.total_codebooks, self.codebook_size)
         if codes.shape[0] == 0 or codes.shape[2] == 0:
-            raise ValueError(f"codes are empty (shape {tuple(codes.shape)})")
+            raise CodesError(f"codes are empty (shape {tuple(codes.shape)})")
         b, _, f = codes.shape
         return Codes(
             codes=codes.to(torch.long),
@@ -336,28 +327,27 @@ class Codec:
 
     def _check_codes_match(self, codes: Codes) -> None:
         if not isinstance(codes, Codes):
-            raise TypeError(
-                "decode expects a Codes object (from encode or read_codes) or an integer tensor [B, K, F], "
-                f"got {type(codes).__name__}"
+            raise CodesError(
+                f"codes must be a Codes object or a [B, K, F] integer tensor, got {type(codes).__name__}"
             )
         problem = self.identity.mismatch(codes.model, codes.fingerprint, codes.config_hash)
         if problem:
-            raise ValueError(f"these codes were {problem}")
+            raise CodesError(f"these codes were {problem}")
         if codes.sample_rate != self.sample_rate or codes.hop_length != self.hop_length:
-            raise ValueError(
+            raise CodesError(
                 f"codes are for {codes.sample_rate} Hz / hop {codes.hop_length}, "
                 f"this model is {self.sample_rate} Hz / hop {self.hop_length}"
             )
         if codes.codebook_size != self.codebook_size:
-            raise ValueError(
+            raise CodesError(
                 f"codes use {codes.codebook_size}-entry codebooks, this model {self.codebook_size}"
             )
         # Also catches rows that are not a whole number of items (batch_size rounds down).
         check_codes(codes.codes, codes.batch_size * codes.channels, self.total_codebooks, self.codebook_size)
         if codes.lengths.shape != (codes.batch_size,):
-            raise ValueError(f"codes.lengths must have one entry per item ({codes.batch_size})")
+            raise CodesError(f"codes.lengths must have one entry per item ({codes.batch_size})")
         if int(codes.frame_lengths.max()) > codes.num_frames or int(codes.lengths.min()) < 1:
-            raise ValueError("codes.lengths do not fit the number of frames in codes.codes")
+            raise CodesError("codes.lengths do not fit the number of frames in codes.codes")
 
 
 def _check_rate(sample_rate: object) -> None:

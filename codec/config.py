@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -18,9 +19,17 @@ from typing import Any, Literal, TypeVar
 
 import yaml
 
+from codec.errors import InputError
 
-class ConfigError(ValueError):
+
+class ConfigError(InputError):
     """A configuration file or dictionary does not describe a valid model."""
+
+
+# A model name is one plain name, never a path: it names run folders (runs/NAME), bundled
+# models and token files' makers.  No separators, control characters or leading dot or tilde
+# (so no "..", no hidden or home-relative names), at most 128 characters.
+MODEL_NAME = re.compile(r"[^/\\\x00-\x1f.~][^/\\\x00-\x1f]{0,127}")
 
 
 @dataclass(frozen=True)
@@ -104,6 +113,11 @@ class CodecConfig:
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not MODEL_NAME.fullmatch(self.name):
+            raise ConfigError(
+                f"name: {self.name!r} is not a plain model name (no '/', '\\', leading '.' or '~', "
+                "control characters, at most 128 characters): it names the run folder and the model"
+            )
         _check_positive(self, ("sample_rate", "hop_length", "latent_dim"))
         e, d = self.encoder, self.decoder
         _check_positive(e, ("dim", "intermediate_dim", "num_layers", "kernel_size", "downsample"))

@@ -77,7 +77,7 @@ def test_decode_takes_a_plain_code_tensor(debug_codec: Codec) -> None:
         (torch.full((1, 4, 3), -1), ValueError, "out of range"),
         (torch.zeros(1, 5, 3, dtype=torch.long), ValueError, "codebooks"),
         (torch.zeros(1, 4, 0, dtype=torch.long), ValueError, "empty"),
-        ([[[0]]], TypeError, "integer tensor"),
+        ([[[0]]], ValueError, "integer tensor"),
     ],
 )
 def test_bad_code_tensors_are_a_clear_error(

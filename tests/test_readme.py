@@ -41,7 +41,9 @@ def test_every_test_the_fault_table_names_exists() -> None:
     table = README.split("## Fault table", 1)[1].split("\n## ", 1)[0]
     tests = Path(__file__).resolve().parent
     named = 0
-    for row in table.splitlines()[4:]:
+    rows = [line for line in table.splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| input") and rows[1].startswith("| ---")
+    for row in rows[2:]:
         where = re.findall(r"`([\w/]+\.py)::(\w+)`|`::(\w+)`", row.rsplit("|", 2)[1])
         path = None
         for file, name, more in where:

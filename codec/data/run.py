@@ -1,7 +1,8 @@
 """Corpus tokenization: audio inputs -> Parquet shards of codes, on one or many processes.
 
 :func:`tokenize` runs one process's part of a run (every process of a distributed run calls
-it, see :mod:`codec.data.distributed`):
+it, see :mod:`codec.data.distributed`).  Rank 0 holds the output folder's lock throughout, so
+a second run into the same folder is refused at once:
 
 1. rank 0 lists the inputs and makes the plan, or finds the one a killed run left and checks
    it was made for the same inputs and options (:mod:`codec.data.plan`); a complete run
@@ -32,7 +33,7 @@ import torch
 from tqdm import tqdm
 
 from codec.api import Codec
-from codec.atomic import LOCK_SUFFIX, TEMP_MARK
+from codec.atomic import LOCK_SUFFIX, TEMP_MARK, locked
 from codec.data.distributed import Ranks, start
 from codec.data.encode import EncodeStats, encode_shard
 from codec.data.inputs import Listing, list_inputs
@@ -102,7 +103,8 @@ def tokenize(opts: TokenizeOptions, ranks: Ranks | None = None) -> TokenizeRepor
     try:
         ranks = ranks or start(opts.device, opts.devices, opts.num_nodes)
         try:
-            return _tokenize(opts, ranks)
+            with _holding(opts.output, ranks):
+                return _tokenize(opts, ranks)
         finally:
             if own:
                 ranks.close()
@@ -136,6 +138,20 @@ def _tokenize(opts: TokenizeOptions, ranks: Ranks) -> TokenizeReport:
     if ranks.rank != 0:
         return report
     return _fill(report, finish(opts.output, plan, codec, k))
+
+
+@contextlib.contextmanager
+def _holding(out: Path, ranks: Ranks) -> Iterator[None]:
+    """Rank 0 holds the output folder's lock (:func:`codec.atomic.locked`) for the whole run, so
+    a second run into the same folder is refused before it reads or writes anything there (its
+    other processes are told, see :func:`_shared_errors`)."""
+    if ranks.rank != 0:
+        yield
+        return
+    with contextlib.ExitStack() as held:
+        with _shared_errors(ranks):
+            held.enter_context(locked(out))
+        yield
 
 
 class _Quiet(Exception):

@@ -42,6 +42,7 @@ import pyarrow.parquet as pq
 
 from codec.atomic import atomic_write
 from codec.data.plan import ARROW_TYPES, Plan
+from codec.errors import InputError
 
 INDEX_NAME = "index.json"
 ERRORS_NAME = "errors.csv"
@@ -54,7 +55,7 @@ SHARD_DIR = "shards"
 _SHARD_FILE = re.compile(r"shard-\d{5,}\.parquet")
 
 
-class ShardError(ValueError):
+class ShardError(InputError):
     """A shard of a tokenize output is missing, damaged, or not the one its index lists."""
 
 
