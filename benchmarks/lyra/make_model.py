@@ -3,13 +3,14 @@
 Usage (from the repository root)::
 
     python benchmarks/lyra/make_model.py --data ../shared/data/train/librispeech-train-clean-100 \\
-        --out codec/pretrained/lyra_rvq_16k
+        --out runs/lyra_rvq_16k_kmeans --offsets 0 160 --iters 16
 
 Steps: read Lyra v2's TFLite weights into our PyTorch modules (:func:`codec.lyra.build_lyra_model`),
 encode every training file with the (frozen) encoder, fit the residual VQ level by level by
 k-means on those embeddings (:func:`codec.lyra.fit_residual_kmeans`), and save the model
 directory (config, weights, fingerprint).  Deterministic: the same files give the same weights.
-The directory's LICENSE, NOTICE and MODEL_CARD.md are kept as they are.
+``configs/lyra_rvq_16k.yaml`` then fine-tunes the decoder from that directory (the bundled
+model: see ``codec/pretrained/lyra_rvq_16k/MODEL_CARD.md``).
 """
 
 from __future__ import annotations
