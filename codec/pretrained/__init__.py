@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-DEFAULT_MODEL = "speech_16k"
+DEFAULT_MODEL = "lyra_rvq_16k"
 _HERE = Path(__file__).resolve().parent
 
 
