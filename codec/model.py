@@ -9,6 +9,9 @@ A trunk may change rate inside (``encoder.downsample``, ``decoder.upsample``): t
 end and the first ``fine_layers`` encoder blocks then run ``downsample`` times faster than the
 frame rate, and the last ``fine_layers`` decoder blocks and the iSTFT head ``upsample`` times
 faster.  The decoder's lookahead is one head hop, ``hop_length / upsample`` samples.
+
+``architecture: lyra_v2`` swaps both trunks for Lyra v2's encoder and decoder
+(:mod:`codec.modules.lyra`: same interfaces, no decoder lookahead); the quantizer is the same.
 """
 
 from __future__ import annotations
