@@ -101,13 +101,19 @@ class DecoderConfig:
 
 @dataclass(frozen=True)
 class CodecConfig:
-    """Everything needed to build a :class:`codec.model.CodecModel`."""
+    """Everything needed to build a :class:`codec.model.CodecModel`.
+
+    ``architecture``: ``"convnext"`` (the encoder and decoder sections below) or ``"lyra_v2"``
+    (Lyra v2's SoundStream encoder and LyraGAN decoder, :mod:`codec.modules.lyra`, whose shape
+    is fixed: 16 kHz, hop 320, latent 64, causal; the encoder and decoder sections are unused).
+    """
 
     name: str = "codec"
     sample_rate: int = 16000
     hop_length: int = 320
     causal: bool = True
     latent_dim: int = 256
+    architecture: Literal["convnext", "lyra_v2"] = "convnext"
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
@@ -140,6 +146,8 @@ class CodecConfig:
                 f"decoder.head_window ({d.head_window}) must be a multiple of the head's sub-hop "
                 f"({sub_hop}) and at least {(d.head_upsample + 1) * sub_hop}"
             )
+        if self.architecture == "lyra_v2":
+            _check_lyra(self)
         q = self.quantizer
         _check_positive(q, ("total_codebooks", "codebook_size", "codebook_dim"))
         if q.kind not in ("factorized", "euclidean"):
@@ -177,6 +185,14 @@ class CodecConfig:
 
 
 T = TypeVar("T")
+
+
+def _check_lyra(cfg: CodecConfig) -> None:
+    """Lyra v2's encoder and decoder have one shape: the config must name it."""
+    want = {"sample_rate": 16000, "hop_length": 320, "latent_dim": 64, "causal": True}
+    for key, value in want.items():
+        if getattr(cfg, key) != value:
+            raise ConfigError(f"architecture lyra_v2 needs {key}: {value}, got {getattr(cfg, key)!r}")
 
 
 def _check_rate_change(hop_length: int, section: str, key: str, factor: int, fine_layers: int) -> None:

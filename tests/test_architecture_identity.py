@@ -14,11 +14,11 @@ import pytest
 from codec import Codec
 from codec.checkpoint import CheckpointError, architecture_digest, load_checkpoint, save_model
 from codec.fileformat import read_codes
-from codec.pretrained import DEFAULT_MODEL, available, model_dir
+from codec.pretrained import available, model_dir
 from tests.faults.kit import cli_command
 from tests.golden import make_golden
 
-bundled = pytest.mark.skipif(DEFAULT_MODEL not in available(), reason="no bundled weights")
+bundled = pytest.mark.skipif("speech_16k" not in available(), reason="no bundled weights")
 
 
 def _edit(folder: Path, change) -> None:
@@ -30,7 +30,7 @@ def _edit(folder: Path, change) -> None:
 
 @pytest.fixture
 def copy_of_bundled(tmp_path: Path) -> Path:
-    return Path(shutil.copytree(model_dir(DEFAULT_MODEL), tmp_path / "copy"))
+    return Path(shutil.copytree(model_dir("speech_16k"), tmp_path / "copy"))
 
 
 @bundled
@@ -56,7 +56,7 @@ def test_a_copy_of_the_bundled_model_with_another_architecture_is_refused(
     _edit(copy_of_bundled, change)
     with pytest.raises(CheckpointError, match="changed after the weights were saved"):
         Codec.from_pretrained(copy_of_bundled)
-    wav = model_dir(DEFAULT_MODEL) / "example.flac"
+    wav = model_dir("speech_16k") / "example.flac"
     out = copy_of_bundled.parent / "x.cdc"
     run = subprocess.run(
         [*cli_command(), "encode", str(wav), "-o", str(out), "--model", str(copy_of_bundled)],
@@ -73,18 +73,19 @@ def test_renames_and_fields_added_to_the_library_since_change_nothing(copy_of_bu
     assert "head_window" not in doc["config"]["decoder"] and "downsample" not in doc["config"]["encoder"]
     _edit(copy_of_bundled, lambda doc: doc["config"].update(name="my_copy"))
     codec = Codec.from_pretrained(copy_of_bundled)
-    original = Codec.from_pretrained(DEFAULT_MODEL)
+    original = Codec.from_pretrained("speech_16k")
     assert codec.fingerprint == original.fingerprint and codec.name == "my_copy"
     # Token files the bundled model wrote before the digest existed decode with it, and with the copy.
-    old = read_codes(make_golden.CODES_FILE)
+    old = read_codes(make_golden.codes_file("speech_16k"))
     assert old.fingerprint == original.fingerprint
     assert original.decode(old).shape == codec.decode(old).shape
 
 
 @bundled
-def test_the_bundled_config_records_its_digest() -> None:
-    doc = json.loads((model_dir(DEFAULT_MODEL) / "config.json").read_text())
-    assert doc["architecture"] == architecture_digest(doc["config"])
+@pytest.mark.parametrize("name", available())
+def test_every_bundled_config_records_its_digest(name: str) -> None:
+    doc = json.loads((model_dir(name) / "config.json").read_text())
+    assert doc["format_version"] == 3 and doc["architecture"] == architecture_digest(doc["config"])
 
 
 def test_removing_the_digest_or_editing_a_saved_config_is_refused(tmp_path: Path, debug_codec: Codec) -> None:

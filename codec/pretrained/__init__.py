@@ -6,7 +6,7 @@ from pathlib import Path
 
 from codec.errors import InputError
 
-DEFAULT_MODEL = "speech_16k"
+DEFAULT_MODEL = "lyra_rvq_16k"
 _HERE = Path(__file__).resolve().parent
 
 
