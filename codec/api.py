@@ -192,11 +192,7 @@ class Codec(Backend):
 
     def stream(self, batch_size: int = 1, channels: int = 1, num_codebooks: int | None = None) -> Stream:
         """A new, independent streaming handle (causal models only); see :class:`codec.streaming.Stream`."""
-        for key, value in (("batch_size", batch_size), ("channels", channels)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{key} must be a positive integer, got {value!r}")
-        k = self._check_num_codebooks(num_codebooks)
-        return Stream(self.model, batch_size, channels, k, check=self._check_codes_match)
+        return Stream(self.model, batch_size, channels, num_codebooks, check=self._check_codes_match)
 
 
 __all__ = ["Codec"]

@@ -30,7 +30,8 @@ import contextlib
 import errno
 import fcntl
 import os
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 LOCK_SUFFIX = ".codec-lock"
@@ -239,3 +240,70 @@ def atomic_write(path: str | Path, write: Callable[[Path], None], suffix: str = 
     with Output(path, replace=True, suffix=suffix) as out:
         write(out.tmp)
         return out.commit()
+
+
+@contextlib.contextmanager
+def locked(path: str | Path) -> Iterator[Path]:
+    """Hold the lock of ``path`` (the one its writers take, see :class:`Output`) for the block.
+
+    For a run that writes many files under one output folder: a second run naming the same
+    folder (under any spelling: the path is resolved) is refused at once with
+    :class:`OutputBusyError`, and the kernel releases the lock when the holder dies, even by
+    SIGKILL, so a killed run never leaves it stuck.  Yields the resolved path.
+    """
+    guard = Output(Path(path).resolve())
+    guard._make_parents()
+    try:
+        guard._take_lock()
+    except BaseException:
+        guard.abort()
+        raise
+    try:
+        yield guard.path
+    finally:
+        guard._done = True  # the folders above stay: the run wrote into them
+        guard._release()
+
+
+@contextlib.contextmanager
+def staged_dir(path: str | Path, replace: bool = False) -> Iterator[Path]:
+    """A folder (a model directory) that appears whole or not at all.
+
+    Yields an empty temporary folder beside ``path`` (``.NAME.part.codec-tmp``) to fill; when
+    the block ends without an error it becomes ``path``, else it is removed.  The lock of
+    ``path`` (as for :class:`Output`) keeps a second writer out.  Replacing an existing folder
+    (``replace=True``) takes two renames, the old folder out to ``.NAME.old.codec-tmp`` and
+    the new one in: a writer killed between them leaves the old folder there, and the next
+    writer of ``path`` puts it back before anything else.
+
+    Raises:
+        OutputError: ``path`` exists and ``replace`` is False, or another writer holds it.
+    """
+    target = Path(path)
+    guard = Output(target, replace=replace)
+    guard._make_parents()
+    staging = target.parent / f".{target.name}.part{TEMP_MARK}"
+    old = target.parent / f".{target.name}.old{TEMP_MARK}"
+    try:
+        guard._take_lock()
+        if old.exists():  # a writer died after moving the old folder out
+            _ = shutil.rmtree(old) if target.exists() else os.rename(old, target)
+        shutil.rmtree(staging, ignore_errors=True)
+        if target.exists() and not replace:
+            raise OutputError(errno.EEXIST, "already exists (use --force to replace it)", str(target))
+        staging.mkdir()
+        yield staging
+        if target.exists():
+            if not replace:
+                raise OutputError(errno.EEXIST, "already exists (use --force to replace it)", str(target))
+            os.rename(target, old)
+            os.rename(staging, target)
+            shutil.rmtree(old)
+        else:
+            os.rename(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        guard.abort()
+        raise
+    guard._done = True
+    guard._release()

@@ -14,12 +14,14 @@ from dataclasses import dataclass
 import torch
 import torchaudio.functional as AF
 
+from codec.errors import InputError
+
 # Bound on orig * new (rates reduced by their gcd) for the resampling filter: about 4 MB of
 # float32 taps; every ratio of common rates (44100:16000 is 441:160) lies far below it.
 MAX_RATIO_PRODUCT = 1 << 20
 
 
-class AudioError(ValueError):
+class AudioError(InputError):
     """Audio input that cannot be used: missing, unreadable, truncated, empty, non-finite, wrong shape."""
 
 

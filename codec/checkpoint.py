@@ -1,5 +1,5 @@
-"""Model directories: ``config.json`` (format version, model config, weights fingerprint) and
-``model.safetensors``.
+"""Model directories: ``config.json`` (format version, model config, weights fingerprint,
+architecture digest) and ``model.safetensors``.
 
 Loading is strict (every tensor present, no extras, shapes checked) and every problem is a
 :class:`CheckpointError` naming the directory and what is wrong.  Migrations from older format
@@ -10,6 +10,13 @@ config or name: two models trained from one preset share a config but never thei
 ``save_model`` records the fingerprint in ``config.json``; ``load_model`` recomputes it from the
 weights it loaded and refuses a directory whose weights no longer match it.  Token files carry
 the fingerprint and decoding checks it (:class:`ModelIdentity`).
+
+The same weights under another architecture (``causal: false``, another sample rate) are
+another function, so ``save_model`` also records the digest of the config they were saved with
+(:func:`architecture_digest`), and loading refuses a ``config.json`` whose config no longer
+matches it: the weights fingerprint then identifies one function, and token files written
+before the digest existed keep their identity.  Directories saved before format version 3
+record no digest; their config is taken as it is.
 """
 
 from __future__ import annotations
@@ -27,21 +34,24 @@ from safetensors.torch import load_file, save_file
 
 from codec.atomic import atomic_write
 from codec.config import CodecConfig, ConfigError
+from codec.errors import InputError
 from codec.model import CodecModel, build_model
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A model directory is missing, incomplete, corrupt or from an unknown format version."""
 
 
 # format_version -> function upgrading the config.json dict of that version to the next one.
-# Version 1 recorded no fingerprint: it is computed from the weights at load instead.
+# Version 1 recorded no fingerprint: it is computed from the weights at load instead.  Version 2
+# recorded no architecture digest: its config cannot be checked, and is taken as it is.
 _MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    1: lambda doc: {**doc, "fingerprint": None}
+    1: lambda doc: {**doc, "fingerprint": None},
+    2: lambda doc: {**doc, "architecture": None},
 }
 
 
@@ -77,6 +87,23 @@ def legacy_config_hash(config: Mapping[str, Any]) -> str:
     full = CodecConfig.from_dict(dict(config)).to_dict()
     blob = json.dumps(_prune(full, config), sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def architecture_digest(config: Mapping[str, Any]) -> str:
+    """The sha256 of everything in a model config but its name: what, beside the weights,
+    decides what the model computes.
+
+    Like :func:`legacy_config_hash` it covers the keys ``config`` has (with their values as
+    :class:`CodecConfig` reads them), so a field added to the library since, absent from an
+    older ``config.json`` and at its default, does not change it; any value changed, added or
+    removed by hand does.
+
+    Args:
+        config: a model config as a plain dict (the ``config`` of a ``config.json``).
+    """
+    full = CodecConfig.from_dict(dict(config)).to_dict()
+    kept = {k: v for k, v in _prune(full, config).items() if k != "name"}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()
 
 
 def _prune(full: dict[str, Any], keep: Mapping[str, Any]) -> dict[str, Any]:
@@ -178,6 +205,7 @@ def save_model(
     doc = {
         "format_version": FORMAT_VERSION,
         "config": model.cfg.to_dict(),
+        "architecture": architecture_digest(model.cfg.to_dict()),
         # The weights as loading gives them back (upcast to the model's dtypes): the identity
         # does not depend on the storage type.
         "fingerprint": weights_fingerprint({k: v.to(held[k]) for k, v in state.items()}),
@@ -192,6 +220,17 @@ def read_config(directory: str | Path) -> tuple[CodecConfig, dict[str, Any]]:
     """The model config and metadata of a model directory, validated and migrated."""
     doc = _read_doc(Path(directory))
     return _config(doc, Path(directory) / CONFIG_NAME), doc.get("metadata", {})
+
+
+def _check_architecture(doc: dict[str, Any], path: Path) -> None:
+    """Refuse a config that is not the one the weights were saved with (see the module docstring)."""
+    recorded = doc["architecture"]
+    if recorded is not None and recorded != architecture_digest(doc["config"]):
+        raise CheckpointError(
+            f"{path}: the model config was changed after the weights were saved (its architecture "
+            "digest does not match): these weights would compute another function and decode "
+            "other tokens; restore the config the model was saved with, or export it again"
+        )
 
 
 def _read_doc(directory: Path) -> dict[str, Any]:
@@ -215,11 +254,12 @@ def _read_doc(directory: Path) -> dict[str, Any]:
     while version < FORMAT_VERSION:
         doc = _MIGRATIONS[version](doc)
         version += 1
-    if "fingerprint" not in doc:
-        raise CheckpointError(f"{path}: missing 'fingerprint' (the weights' sha256)")
-    recorded = doc["fingerprint"]
-    if recorded is not None and not is_fingerprint(recorded):
-        raise CheckpointError(f"{path}: 'fingerprint' must be 64 lowercase hex digits, got {recorded!r}")
+    for key, what in (("fingerprint", "the weights' sha256"), ("architecture", "the config's sha256")):
+        if key not in doc:
+            raise CheckpointError(f"{path}: missing {key!r} ({what})")
+        recorded = doc[key]
+        if recorded is not None and not is_fingerprint(recorded):
+            raise CheckpointError(f"{path}: {key!r} must be 64 lowercase hex digits, got {recorded!r}")
     return doc
 
 
@@ -232,9 +272,11 @@ def _config(doc: dict[str, Any], path: Path) -> CodecConfig:
     if not isinstance(doc["config"], dict):
         raise CheckpointError(f"{path}: invalid model config: 'config' is not a mapping")
     try:
-        return CodecConfig.from_dict(doc["config"])
+        cfg = CodecConfig.from_dict(doc["config"])
     except ConfigError as err:
         raise CheckpointError(f"{path}: invalid model config: {err}") from None
+    _check_architecture(doc, path)
+    return cfg
 
 
 def load_model(directory: str | Path, device: str | torch.device | None = None) -> CodecModel:

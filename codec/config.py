@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -18,9 +19,17 @@ from typing import Any, Literal, TypeVar
 
 import yaml
 
+from codec.errors import InputError
 
-class ConfigError(ValueError):
+
+class ConfigError(InputError):
     """A configuration file or dictionary does not describe a valid model."""
+
+
+# A model name is one plain name, never a path: it names run folders (runs/NAME), bundled
+# models and token files' makers.  No separators, control characters or leading dot or tilde
+# (so no "..", no hidden or home-relative names), at most 128 characters.
+MODEL_NAME = re.compile(r"[^/\\\x00-\x1f.~][^/\\\x00-\x1f]{0,127}")
 
 
 @dataclass(frozen=True)
@@ -92,18 +101,29 @@ class DecoderConfig:
 
 @dataclass(frozen=True)
 class CodecConfig:
-    """Everything needed to build a :class:`codec.model.CodecModel`."""
+    """Everything needed to build a :class:`codec.model.CodecModel`.
+
+    ``architecture``: ``"convnext"`` (the encoder and decoder sections below) or ``"lyra_v2"``
+    (Lyra v2's SoundStream encoder and LyraGAN decoder, :mod:`codec.modules.lyra`, whose shape
+    is fixed: 16 kHz, hop 320, latent 64, causal; the encoder and decoder sections are unused).
+    """
 
     name: str = "codec"
     sample_rate: int = 16000
     hop_length: int = 320
     causal: bool = True
     latent_dim: int = 256
+    architecture: Literal["convnext", "lyra_v2"] = "convnext"
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not MODEL_NAME.fullmatch(self.name):
+            raise ConfigError(
+                f"name: {self.name!r} is not a plain model name (no '/', '\\', leading '.' or '~', "
+                "control characters, at most 128 characters): it names the run folder and the model"
+            )
         _check_positive(self, ("sample_rate", "hop_length", "latent_dim"))
         e, d = self.encoder, self.decoder
         _check_positive(e, ("dim", "intermediate_dim", "num_layers", "kernel_size", "downsample"))
@@ -126,6 +146,8 @@ class CodecConfig:
                 f"decoder.head_window ({d.head_window}) must be a multiple of the head's sub-hop "
                 f"({sub_hop}) and at least {(d.head_upsample + 1) * sub_hop}"
             )
+        if self.architecture == "lyra_v2":
+            _check_lyra(self)
         q = self.quantizer
         _check_positive(q, ("total_codebooks", "codebook_size", "codebook_dim"))
         if q.kind not in ("factorized", "euclidean"):
@@ -163,6 +185,14 @@ class CodecConfig:
 
 
 T = TypeVar("T")
+
+
+def _check_lyra(cfg: CodecConfig) -> None:
+    """Lyra v2's encoder and decoder have one shape: the config must name it."""
+    want = {"sample_rate": 16000, "hop_length": 320, "latent_dim": 64, "causal": True}
+    for key, value in want.items():
+        if getattr(cfg, key) != value:
+            raise ConfigError(f"architecture lyra_v2 needs {key}: {value}, got {getattr(cfg, key)!r}")
 
 
 def _check_rate_change(hop_length: int, section: str, key: str, factor: int, fine_layers: int) -> None:

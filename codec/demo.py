@@ -8,8 +8,7 @@ installed, SI-SDR and mel distance always).
 from __future__ import annotations
 
 import argparse
-import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 EXAMPLE_NAME = "example.flac"
@@ -24,12 +23,14 @@ class DemoResult:
         codes_shape: ``(B, K, F)`` of the tokens.
         bitrate: bits per second at ``K`` codebooks.
         scores: metric name -> value (metrics whose package is missing are left out).
+        unscored: metric name -> why it gave no value for this audio (PESQ on silence).
     """
 
     seconds: float
     codes_shape: tuple[int, ...]
     bitrate: float
     scores: dict[str, float]
+    unscored: dict[str, str] = field(default_factory=dict)
 
 
 def example_path(model: str | None = None) -> Path:
@@ -77,11 +78,21 @@ def run_round_trip(
         "SI-SDR (dB)": metrics.si_sdr(ref, decoded),
         "mel distance": metrics.mel_distance(ref, decoded, rate),
     }
+    unscored = {}
     for name, fn in (("PESQ-wb", metrics.pesq_wb), ("STOI", metrics.stoi)):
-        with contextlib.suppress(metrics.MetricUnavailable):
+        try:
             scores[name] = fn(ref, decoded, rate)
+        except metrics.MetricUnavailable:
+            continue
+        except Exception as err:  # the metric refuses this audio (PESQ finds no speech in silence)
+            text = (
+                err.args[0].decode(errors="replace")
+                if err.args and isinstance(err.args[0], bytes)
+                else str(err)
+            )
+            unscored[name] = (text.strip().splitlines() or [type(err).__name__])[0][:120]
     k = codes.codes.shape[1]
-    return DemoResult(ref.shape[-1] / rate, tuple(codes.codes.shape), codec.bitrate(k), scores)
+    return DemoResult(ref.shape[-1] / rate, tuple(codes.codes.shape), codec.bitrate(k), scores, unscored)
 
 
 def add_demo_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -140,7 +151,9 @@ def _demo(args: argparse.Namespace) -> int:
     b, k, f = result.codes_shape
     print(f"{path.name}: {result.seconds:.2f} s -> codes [{b}, {k}, {f}] at {result.bitrate / 1000:g} kbps")
     print("  " + ", ".join(f"{name} {value:.3g}" for name, value in result.scores.items()))
-    if "PESQ-wb" not in result.scores:
+    for name, why in result.unscored.items():
+        print(f"  {name}: not scored ({why})")
+    if "PESQ-wb" not in result.scores and "PESQ-wb" not in result.unscored:
         print("  (PESQ-wb and STOI need: pip install 'codec[bench]')")
     if args.output:
         print(f"  decoded audio: {args.output}")

@@ -11,7 +11,9 @@ export, demo), and the signal handling that lets an interrupted run clean up.
 143    SIGTERM
 =====  =====================================================================================
 
-Commands only raise; :func:`run` turns what they raise into the line and the status.  SIGTERM
+Commands only raise; :func:`run` turns what they raise into the line and the status: an
+:class:`codec.errors.InputError` (the one base class of every error the user's input causes,
+whichever module raised it) is status 2, anything else status 1.  SIGTERM
 and SIGHUP are raised as :class:`Terminated` in the main thread, so every ``with Output``
 block aborts (removing its temporary file) exactly as after Ctrl-C.
 """
@@ -25,13 +27,11 @@ import sys
 from collections.abc import Callable, Iterator
 
 from codec.atomic import OutputError
+from codec.errors import InputError
+from codec.errors import UsageError as UsageError  # re-exported: the commands raise it from here
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_SIGPIPE = 128 + signal.SIGPIPE
-
-
-class UsageError(ValueError):
-    """Bad input or usage found by a command itself (an option out of range, a refused output)."""
 
 
 class Terminated(BaseException):
@@ -42,34 +42,6 @@ class Terminated(BaseException):
         self.signum = signum
 
 
-def bad_input_types() -> tuple[type[BaseException], ...]:
-    """Exceptions that mean "the user's input is wrong" (exit 2), never "the library is broken".
-
-    Training's errors are included only once their module is loaded (they cannot be raised
-    before), so this table never imports Lightning.
-    """
-    from codec.audio import AudioError
-    from codec.backends import BackendError
-    from codec.checkpoint import CheckpointError
-    from codec.config import ConfigError
-    from codec.fileformat import TokenFileError
-    from codec.pretrained import NoBundledModelError
-    from codec.streaming import StreamingError
-
-    types: list[type[BaseException]] = [
-        UsageError, AudioError, TokenFileError, CheckpointError, ConfigError,
-        NoBundledModelError, StreamingError, BackendError,
-    ]  # fmt: skip
-    for module, name in (
-        ("codec.info", "DescribeError"),
-        ("codec.train.data", "DataError"),
-        ("codec.train.export", "ExportError"),
-    ):
-        if module in sys.modules:
-            types.append(getattr(sys.modules[module], name))
-    return tuple(types)
-
-
 def exit_status(err: BaseException) -> int:
     """The exit status for an exception that ended a command."""
     if isinstance(err, Terminated):
@@ -78,7 +50,7 @@ def exit_status(err: BaseException) -> int:
         return 128 + signal.SIGINT
     if isinstance(err, BrokenPipeError):
         return EXIT_SIGPIPE
-    if isinstance(err, bad_input_types()):
+    if isinstance(err, InputError):
         return EXIT_BAD_INPUT
     return EXIT_ERROR
 
@@ -87,7 +59,7 @@ def message(err: BaseException) -> str:
     """One line for ``err`` (without the ``codec: `` prefix)."""
     if isinstance(err, (KeyboardInterrupt, Terminated)):
         return f"interrupted ({err})" if isinstance(err, Terminated) else "interrupted"
-    if isinstance(err, OSError) and err.strerror and not isinstance(err, bad_input_types()):
+    if isinstance(err, OSError) and err.strerror and not isinstance(err, InputError):
         text = f"{err.filename}: {err.strerror}" if err.filename else err.strerror
         kind = "I/O error" if not isinstance(err, OutputError) else "error"
         return _one_line(f"{kind}: {text}")

@@ -40,9 +40,8 @@ kept, see :class:`codec.checkpoint.ModelIdentity` for how a decoder checks them)
 at ``original_sample_rate``, to ``original_num_samples``.  Readers check every field's type and
 range and their consistency (``num_frames = ceil(num_samples / hop_length)``, ``bits_per_code``
 matches ``codebook_size``, the two lengths agree); unknown keys are ignored, so a version can
-gain optional fields.  A change readers must understand bumps the version.
-
-The token stream's reader and writer are in :mod:`codec.tokenstream`, the bit packing in :mod:`codec.bitpack`.
+gain optional fields.  A change readers must understand bumps the version.  The token
+stream's reader and writer are in :mod:`codec.tokenstream`, the bit packing in :mod:`codec.bitpack`.
 
 The magic numbers follow PNG's trick: a non-ASCII first byte and CR LF / ^Z / LF bytes that
 text-mode transfers would mangle, so such damage is caught at once.
@@ -61,8 +60,10 @@ from typing import Any
 
 import torch
 
+from codec import config
 from codec.atomic import Output
 from codec.bitpack import bits_per_code, decode_frames, encode_frames, packed_size
+from codec.errors import CodesError, InputError
 from codec.tokens import Codes
 
 EXTENSION = ".cdc"
@@ -76,15 +77,14 @@ _PREFIX = struct.Struct("<8sHI")  # magic, version, header length
 _U32 = struct.Struct("<I")
 _FINGERPRINT = re.compile("[0-9a-f]{64}")
 
-# The header's model field is a name (looked up among bundled models), never a path.
-# Empty means unknown; otherwise no separators, no leading dot or tilde, no control characters.
-MODEL_NAME = re.compile(r"(?:[^/\\\x00-\x1f.~][^/\\\x00-\x1f]{0,127})?")
+# The header's model: a plain model name (codec.config.MODEL_NAME; never a path), or "": unknown.
+MODEL_NAME = re.compile(f"(?:{config.MODEL_NAME.pattern})?")
 
 # Leading bytes of common files, so a wrong input is named rather than called "corrupt".
 _FOREIGN = {b"RIFF": "a WAV/RIFF file", b"fLaC": "a FLAC file", b"OggS": "an Ogg file", b"ID3": "an MP3 file"}
 
 
-class TokenFileError(ValueError):
+class TokenFileError(InputError):
     """A token file or stream that cannot be read: foreign, empty, truncated, corrupt, too new."""
 
 
@@ -169,11 +169,11 @@ class StreamEnd:
 def header_from_codes(codes: Codes) -> FileHeader:
     """The file header of a one-item :class:`Codes`."""
     if codes.batch_size != 1:
-        raise ValueError(
+        raise CodesError(
             f"a token file holds one item; got a batch of {codes.batch_size} (use codes.item(i))"
         )
     if not MODEL_NAME.fullmatch(codes.model):
-        raise ValueError(
+        raise CodesError(
             f"the model name {codes.model!r} is not a plain name (a path cannot go in a token file)"
         )
     n = int(codes.lengths[0])
@@ -232,7 +232,7 @@ def token_file_bytes(codes: Codes) -> bytes:
     header = header_from_codes(codes)
     frames = codes.codes[:, :, : header.num_frames]
     if frames.numel() and (int(frames.min()) < 0 or int(frames.max()) >= header.codebook_size):
-        raise ValueError(f"codes out of range 0..{header.codebook_size - 1}")
+        raise CodesError(f"codes out of range 0..{header.codebook_size - 1}")
     blob = _prefix(MAGIC, header) + encode_frames(frames, header.bits_per_code)
     return blob + _U32.pack(zlib.crc32(blob))
 

@@ -17,6 +17,7 @@ from typing import Any
 from codec import backends, pretrained
 from codec.audio import AudioError
 from codec.checkpoint import WEIGHTS_NAME, CheckpointError, model_fingerprint, read_config
+from codec.errors import InputError
 from codec.fileformat import MAGIC, STREAM_MAGIC, read_header
 from codec.model import build_model, count_parameters
 from codec.pipeline.audiofile import AudioFileSource
@@ -24,7 +25,7 @@ from codec.pretrained import NoBundledModelError
 from codec.tokenstream import TokenStreamReader
 
 
-class DescribeError(ValueError):
+class DescribeError(InputError):
     """The path is not a model directory, bundled model name, token file or audio file."""
 
 

@@ -9,6 +9,9 @@ A trunk may change rate inside (``encoder.downsample``, ``decoder.upsample``): t
 end and the first ``fine_layers`` encoder blocks then run ``downsample`` times faster than the
 frame rate, and the last ``fine_layers`` decoder blocks and the iSTFT head ``upsample`` times
 faster.  The decoder's lookahead is one head hop, ``hop_length / upsample`` samples.
+
+``architecture: lyra_v2`` swaps both trunks for Lyra v2's encoder and decoder
+(:mod:`codec.modules.lyra`: same interfaces, no decoder lookahead); the quantizer is the same.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from codec.config import CodecConfig
 from codec.modules.conv import StreamState
 from codec.modules.convnext import ConvNeXtTrunk, TrunkState
 from codec.modules.linear import Linear
+from codec.modules.lyra import LyraDecoder, LyraEncoder
 from codec.modules.resample import FramePool, FrameUnpool, repeat_mask
 from codec.modules.spectral import HeadState, ISTFTHead, SampleTailState, STFTFrontend
 from codec.quantize import QuantizerOutput, ResidualVQ
@@ -128,6 +132,11 @@ class Decoder(nn.Module):
             x = self.fine(x, state.fine, None if causal else fine_mask)
         return self.head(x, state.head, fine_mask)
 
+    @property
+    def delay(self) -> int:
+        """Samples by which the output lags the latent: the iSTFT lookahead, one head hop."""
+        return self.head.hop
+
 
 class CodecModel(nn.Module):
     """Encoder, residual VQ and decoder for one config."""
@@ -135,9 +144,10 @@ class CodecModel(nn.Module):
     def __init__(self, cfg: CodecConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.encoder = Encoder(cfg)
+        lyra = cfg.architecture == "lyra_v2"
+        self.encoder: Encoder | LyraEncoder = LyraEncoder() if lyra else Encoder(cfg)
         self.quantizer = ResidualVQ(cfg.latent_dim, cfg.quantizer)
-        self.decoder = Decoder(cfg)
+        self.decoder: Decoder | LyraDecoder = LyraDecoder() if lyra else Decoder(cfg)
 
     @property
     def hop_length(self) -> int:
@@ -146,8 +156,8 @@ class CodecModel(nn.Module):
     @property
     def decoder_delay(self) -> int:
         """Samples by which streamed decoder output lags the codes (the iSTFT lookahead: one
-        head hop, ``hop_length / decoder.upsample``)."""
-        return self.decoder.head.hop
+        head hop, ``hop_length / decoder.upsample``; none for Lyra v2's decoder)."""
+        return self.decoder.delay
 
     def encode(
         self,
@@ -168,7 +178,7 @@ class CodecModel(nn.Module):
         """Args: codes ``[N, K, F]``; state updated in place. Returns ``[N, F * hop]`` delayed by ``hop``."""
         n, k, f = codes.shape
         latent = self.quantizer.decode(codes.transpose(1, 2).reshape(n * f, k)).reshape(n, f, -1)
-        return self.decoder(latent.to(self.decoder.proj.weight.dtype), state, frame_mask)
+        return self.decoder(latent.to(next(self.decoder.parameters()).dtype), state, frame_mask)
 
     def decode_offline(self, codes: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Codes ``[N, K, F]`` -> aligned waveform ``[N, F * hop]`` (a fresh stream, flushed)."""

@@ -24,13 +24,19 @@ from dataclasses import dataclass
 
 import torch
 
+from codec.audio import AudioError
+from codec.errors import CodesError, InputError
 from codec.model import CodecModel
 from codec.modules.conv import reset_state
 from codec.tokens.codes import Codes
 
 
-class StreamingError(RuntimeError):
-    """The model cannot stream, or a stream was fed input of the wrong shape."""
+class StreamingError(InputError, RuntimeError):
+    """The model cannot stream, or a call does not fit the stream's state (samples pending,
+    a reset mask of the wrong shape).  Arguments that ``Codec.encode``/``decode`` take too are
+    checked by the same functions and raise the same errors there and here (audio:
+    :class:`~codec.audio.AudioError`, codes: :class:`~codec.errors.CodesError`, counts:
+    :class:`~codec.errors.InputError`)."""
 
 
 @dataclass
@@ -84,14 +90,10 @@ class Stream:
                 f"model {model.cfg.name!r} is not causal (causal: false in its config), so it cannot stream; "
                 "use encode()/decode() on whole signals"
             )
-        if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in (batch_size, channels)):
-            raise StreamingError(f"batch_size and channels must be >= 1, got {batch_size} and {channels}")
-        total = model.quantizer.total_codebooks
-        if num_codebooks is not None and not 1 <= num_codebooks <= total:
-            raise StreamingError(f"num_codebooks must be in 1..{total}, got {num_codebooks}")
+        self.batch_size = check_count("batch_size", batch_size)
+        self.channels = check_count("channels", channels)
+        self.num_codebooks = check_num_codebooks(num_codebooks, model.quantizer.total_codebooks)
         self.model = model
-        self.batch_size, self.channels = batch_size, channels
-        self.num_codebooks = num_codebooks or total
         self._check = check
         param = next(model.parameters())
         self._device, self._dtype = param.device, param.dtype
@@ -136,15 +138,7 @@ class Stream:
 
         Returns codes ``[B * C, K, f]`` for the ``f`` frames completed by this chunk.
         """
-        if wav.dim() != 3 or wav.shape[0] != self.batch_size or wav.shape[1] != self.channels:
-            raise StreamingError(
-                f"stream.encode expects [B={self.batch_size}, C={self.channels}, T], got {tuple(wav.shape)}"
-            )
-        if not wav.is_floating_point():
-            # Integer PCM would be coded unscaled (32767 for full scale): refuse, as Codec.encode does.
-            raise StreamingError(f"stream.encode expects float samples in [-1, 1], got {wav.dtype}")
-        if not torch.isfinite(wav).all():
-            raise StreamingError("stream.encode: chunk contains NaN or Inf samples")
+        check_samples(wav, "stream.encode", (self.batch_size, self.channels))
         x = wav.reshape(self._rows, -1).to(self._device, self._dtype)
         if self._pending_count:
             x = torch.cat([self._pending[:, : self._pending_count], x], dim=1)
@@ -167,7 +161,7 @@ class Stream:
         """
         if isinstance(codes, Codes):
             codes = self._codes_tensor(codes)
-        check_codes(
+        codes = check_codes(
             codes, self._rows, self.model.quantizer.total_codebooks, self.model.cfg.quantizer.codebook_size
         )
         self._decoded = True
@@ -182,12 +176,12 @@ class Stream:
         else:
             want = (self.model.cfg.sample_rate, self.hop_length, self.model.cfg.quantizer.codebook_size)
             if (codes.sample_rate, codes.hop_length, codes.codebook_size) != want:
-                raise ValueError(
+                raise CodesError(
                     f"codes are for {codes.sample_rate} Hz / hop {codes.hop_length} / {codes.codebook_size} "
                     f"entries, this model is {want[0]} Hz / hop {want[1]} / {want[2]} entries"
                 )
         if (codes.batch_size, codes.channels) != (self.batch_size, self.channels):
-            raise ValueError(
+            raise CodesError(
                 f"codes hold {codes.batch_size} items of {codes.channels} channels, this stream "
                 f"{self.batch_size} of {self.channels}"
             )
@@ -251,6 +245,9 @@ class Stream:
                 f"stream.step expects [B={shape[0]}, C={shape[1]}, f * {self.hop_length}] with f >= 1, "
                 f"got {tuple(wav.shape)}"
             )
+        if not wav.is_floating_point():
+            # A dtype check costs no device synchronisation; integer PCM would be coded unscaled.
+            raise AudioError(f"stream.step expects float samples in [-1, 1], got {wav.dtype}")
         if self._pending_count:
             raise StreamingError(f"stream.step needs whole frames: {self._pending_count} samples are pending")
         x = wav.reshape(self._rows, -1).to(self._device, self._dtype)
@@ -303,18 +300,57 @@ class CapturedStep:
         return self.output
 
 
-def check_codes(codes: torch.Tensor, rows: int | None, total_codebooks: int, codebook_size: int) -> None:
-    """Raise ``ValueError`` unless ``codes`` is an integer ``[rows, K, F]`` tensor of valid codes."""
+def check_codes(codes: object, rows: int | None, total_codebooks: int, codebook_size: int) -> torch.Tensor:
+    """Raise :class:`CodesError` unless ``codes`` is an integer ``[rows, K, F]`` tensor of valid codes.
+
+    Returns them as int64: any integer dtype is taken, the unsigned ones included (PyTorch has
+    no min/max for uint16/32/64; a uint64 above the int64 range turns negative, so it is refused).
+    """
     if not isinstance(codes, torch.Tensor) or codes.dim() != 3:
         shape = tuple(codes.shape) if isinstance(codes, torch.Tensor) else type(codes).__name__
-        raise ValueError(f"codes must be a [B, K, F] integer tensor, got {shape}")
+        raise CodesError(f"codes must be a Codes object or a [B, K, F] integer tensor, got {shape}")
     if codes.dtype.is_floating_point or codes.dtype == torch.bool or codes.is_complex():
-        raise ValueError(f"codes must be an integer tensor, got {codes.dtype}")
+        raise CodesError(f"codes must be an integer tensor, got {codes.dtype}")
     if rows is not None and codes.shape[0] != rows:
-        raise ValueError(f"codes have {codes.shape[0]} rows, expected {rows}")
+        raise CodesError(f"codes have {codes.shape[0]} rows, expected {rows}")
     if not 1 <= codes.shape[1] <= total_codebooks:
-        raise ValueError(f"codes have {codes.shape[1]} codebooks; this model has 1..{total_codebooks}")
+        raise CodesError(f"codes have {codes.shape[1]} codebooks; this model has 1..{total_codebooks}")
+    codes = codes.to(torch.long)
     if codes.numel():
         low, high = torch.aminmax(codes)
         if int(low) < 0 or int(high) >= codebook_size:
-            raise ValueError(f"codes out of range: values must be in 0..{codebook_size - 1}")
+            raise CodesError(f"codes out of range: values must be in 0..{codebook_size - 1}")
+    return codes
+
+
+def check_samples(wav: object, where: str, batch: tuple[int, int] | None = None) -> torch.Tensor:
+    """Raise :class:`AudioError` unless ``wav`` is a float ``[B, C, T]`` tensor (``(B, C) == batch``
+    when given) of finite samples."""
+    if not isinstance(wav, torch.Tensor) or wav.dim() != 3 or (batch and tuple(wav.shape[:2]) != batch):
+        shape = tuple(wav.shape) if isinstance(wav, torch.Tensor) else type(wav).__name__
+        want = f"[B={batch[0]}, C={batch[1]}, T]" if batch else "[B, C, T]"
+        raise AudioError(f"{where} expects {want}, got {shape}")
+    if not wav.is_floating_point():
+        # Integer PCM would be coded unscaled (32767 for full scale): refuse it everywhere.
+        raise AudioError(f"{where} expects float samples in [-1, 1], got {wav.dtype}")
+    if not torch.isfinite(wav).all():
+        raise AudioError(f"{where}: the audio contains NaN or Inf samples")
+    return wav
+
+
+def check_count(name: str, value: object) -> int:
+    """``value`` if it is a positive integer (not a bool), else :class:`InputError`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def check_num_codebooks(value: object, total: int) -> int:
+    """Codebooks to use: ``total`` for ``None``, else ``value`` checked to be in ``1..total``."""
+    if value is None:
+        return total
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InputError(f"num_codebooks must be an integer, got {value!r}")
+    if not 1 <= value <= total:
+        raise InputError(f"num_codebooks must be in 1..{total}, got {value}")
+    return value

@@ -38,6 +38,12 @@ def _edit_config(model_dir, fn) -> None:
     path.write_text(json.dumps(doc))
 
 
+def _legacy(doc: dict) -> None:
+    """A version-2 config.json (saved before the architecture digest, so its config is not checked)."""
+    doc.update(format_version=2)
+    del doc["architecture"]
+
+
 @pytest.mark.parametrize(
     ("breakage", "fragment"),
     [
@@ -47,7 +53,8 @@ def _edit_config(model_dir, fn) -> None:
         (lambda d: (d / "model.safetensors").write_bytes(b"garbage" * 10), "corrupt"),
         (lambda d: _edit_config(d, lambda c: c.update(format_version=99)), "format_version 99"),
         (lambda d: _edit_config(d, lambda c: c["config"].update(hop_lenght=3)), "hop_lenght"),
-        (lambda d: _edit_config(d, lambda c: c["config"]["encoder"].update(dim=48)), "shape"),
+        (lambda d: _edit_config(d, lambda c: c["config"]["encoder"].update(dim=48)), "changed after"),
+        (lambda d: _edit_config(d, lambda c: (c["config"]["encoder"].update(dim=48), _legacy(c))), "shape"),
     ],
 )
 def test_broken_model_directories_give_clear_errors(model_dir, breakage, fragment: str) -> None:

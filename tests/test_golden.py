@@ -1,4 +1,5 @@
-"""Golden values: the bundled model's codes and decoded audio on its example clip are pinned.
+"""Golden values: each bundled model's codes and decoded audio on its example clip are pinned
+(the default and the earlier defaults, whose token files users hold).
 
 A change of the weights or of the numerics changes how every existing token file decodes; it
 must be deliberate.  After retraining, regenerate with ``python tests/golden/make_golden.py``
@@ -17,30 +18,39 @@ from codec.fileformat import read_codes
 from codec.pretrained import available
 from tests.golden import make_golden
 
-REGENERATE = "if the bundled model was retrained on purpose, run: python tests/golden/make_golden.py"
+REGENERATE = "if the bundled model was retrained on purpose, run: python tests/golden/make_golden.py NAME"
 
-pytestmark = pytest.mark.skipif(make_golden.MODEL not in available(), reason="no bundled weights")
+
+@pytest.fixture(scope="module", params=make_golden.MODELS)
+def model(request: pytest.FixtureRequest) -> str:
+    if request.param not in available():
+        pytest.skip("no bundled weights")
+    return request.param
 
 
 @pytest.fixture(scope="module")
-def codec() -> Codec:
-    return Codec.from_pretrained(make_golden.MODEL)
+def codec(model: str) -> Codec:
+    return Codec.from_pretrained(model)
 
 
 @pytest.fixture(scope="module")
-def golden() -> dict:
-    return json.loads(make_golden.SUMMARY_FILE.read_text())
+def golden(model: str) -> dict:
+    return json.loads(make_golden.summary_file(model).read_text())
 
 
-def test_golden_values_belong_to_the_bundled_weights(codec: Codec, golden: dict) -> None:
+def test_the_default_model_is_pinned() -> None:
+    assert make_golden.MODELS[0] == make_golden.MODEL
+
+
+def test_golden_values_belong_to_the_bundled_weights(model: str, codec: Codec, golden: dict) -> None:
     assert golden["fingerprint"] == codec.fingerprint, f"the bundled weights changed; {REGENERATE}"
-    assert read_codes(make_golden.CODES_FILE).fingerprint == codec.fingerprint, REGENERATE
+    assert read_codes(make_golden.codes_file(model)).fingerprint == codec.fingerprint, REGENERATE
 
 
-def test_example_clip_encodes_to_the_golden_codes(codec: Codec, golden: dict) -> None:
-    wav, sr = make_golden.example(codec)
+def test_example_clip_encodes_to_the_golden_codes(model: str, codec: Codec, golden: dict) -> None:
+    wav, sr = make_golden.example(model)
     codes = codec.encode(wav, sr)
-    want = read_codes(make_golden.CODES_FILE)
+    want = read_codes(make_golden.codes_file(model))
     assert codes.lengths.tolist() == want.lengths.tolist() == [golden["num_samples"]]
     differ = int((codes.codes != want.codes).sum())
     # Exact on the machine that made them; another CPU's matrix kernels may round a near-tie
@@ -50,8 +60,8 @@ def test_example_clip_encodes_to_the_golden_codes(codec: Codec, golden: dict) ->
     )
 
 
-def test_golden_codes_decode_to_the_golden_audio(codec: Codec, golden: dict) -> None:
-    wav = codec.decode(read_codes(make_golden.CODES_FILE))[0, 0]
+def test_golden_codes_decode_to_the_golden_audio(model: str, codec: Codec, golden: dict) -> None:
+    wav = codec.decode(read_codes(make_golden.codes_file(model)))[0, 0]
     got = make_golden.summarize(wav, codec.hop_length)
     torch.testing.assert_close(
         torch.tensor(got["frame_rms"]),

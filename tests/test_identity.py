@@ -214,7 +214,7 @@ def test_version_1_streams_are_read(codes: Codes) -> None:
 
 def test_bundled_model_reads_its_version_1_files() -> None:
     """Token files the bundled model wrote before fingerprints existed (golden/speech_16k_v1.cdc)."""
-    codec = Codec.from_pretrained()
+    codec = Codec.from_pretrained("speech_16k")
     old = read_codes(GOLDEN / "speech_16k_v1.cdc")
     if old.config_hash == legacy_config_hash(codec.identity.config):
         same = dataclasses.replace(old, config_hash="", fingerprint=codec.fingerprint)

@@ -97,6 +97,27 @@ def test_no_source_file_is_over_400_lines() -> None:
     assert long == []
 
 
+def test_licences_ship_beside_what_they_cover() -> None:
+    """MIT for the package (LICENSE, pyproject, README agree); Lyra's Apache-2.0 files beside its models."""
+    import pytest
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    repo = Path(__file__).resolve().parent.parent
+    text = (repo / "LICENSE").read_text()
+    assert text.startswith("MIT License") and "Copyright (c)" in text and "The codec authors" in text
+    project = tomllib.loads((repo / "pyproject.toml").read_text())
+    assert project["project"]["license"] == {"text": "MIT"}
+    readme = (repo / "README.md").read_text()
+    assert "## Licence" in readme and "MIT (`LICENSE`" in readme
+    lyra = Path(codec.__file__).parent / "bench" / "lyra_v2"
+    assert (lyra / "LICENSE").read_text().lstrip().startswith("Apache License")
+    notice = (lyra / "NOTICE").read_text()
+    for model in sorted(lyra.glob("*.tflite")):
+        assert model.name in notice, model.name  # every model file is named in the NOTICE
+    assert "codec/bench/lyra_v2/" in readme and "Apache-2.0" in readme
+    assert "bench/lyra_v2/*" in project["tool"]["setuptools"]["package-data"]["codec"]  # both files ship
+
+
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from codec import Codec
+from codec.audio import AudioError
 from codec.streaming import StreamingError
 from tests.conftest import speech_like, stream_codes
 
@@ -91,9 +92,9 @@ def test_reset_restarts_only_the_masked_items(debug_codec: Codec) -> None:
 
 def test_stream_input_is_checked(debug_codec: Codec) -> None:
     stream = debug_codec.stream(batch_size=2)
-    with pytest.raises(StreamingError, match=r"\[B=2"):
+    with pytest.raises(AudioError, match=r"\[B=2"):
         stream.encode(torch.zeros(1, 1, 160))
-    with pytest.raises(StreamingError, match="NaN"):
+    with pytest.raises(AudioError, match="NaN"):
         stream.encode(torch.full((2, 1, 160), float("inf")))
     with pytest.raises(ValueError, match="out of range"):
         stream.decode(torch.full((2, 4, 1), 64))
@@ -158,6 +159,17 @@ def test_step_equals_encode_then_decode(debug_codec: Codec, frames: int) -> None
         stepped.step(torch.zeros(2, 1, HOP))
     with pytest.raises(StreamingError, match="CUDA"):
         stepped.cuda_graph()
+
+
+@pytest.mark.parametrize("dtype", [torch.int16, torch.int32, torch.uint8])
+def test_step_refuses_integer_pcm_as_encode_does(debug_codec: Codec, dtype: torch.dtype) -> None:
+    """16-bit PCM (full scale 32767) would be coded as samples far outside [-1, 1]."""
+    pcm = (0.1 * speech_like(2 * HOP, seed=4) * 32767).to(dtype)[None]
+    stream = debug_codec.stream()
+    for feed in (stream.step, stream.encode):
+        with pytest.raises(AudioError, match=f"float samples in \\[-1, 1\\], got {dtype}"):
+            feed(pcm)
+    assert stream.step(pcm.float() / 32768).codes.shape[-1] == 2  # scaled to floats, it codes
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")

@@ -131,9 +131,95 @@ def test_generated_sequences_that_end_ragged_come_back() -> None:
     tokens = T([[[5, 0, 1, 2, 6], [5, 4, 2, 6, 4]]])
     back = layout.to_codes(tokens)
     assert back.frame_lengths.tolist() == [1] and back.codes.tolist() == [[[0, 0], [2, 0]]]
-    flat = TokenLayout(2, 4, flat=True, end=False)
-    # A frame cut off halfway (level 1's slot holds a level-0 id) does not count.
-    assert flat.to_codes(T([[9, 1, 5, 2, 3]])).frame_lengths.tolist() == [1]
+    # A level's end closes the item even when the other levels run on; what follows is not read.
+    back = layout.to_codes(T([[[5, 0, 6, 1, 99], [5, 4, 2, 3, -7]]]))
+    assert back.frame_lengths.tolist() == [1] and back.codes.tolist() == [[[0, 0], [2, 0]]]
+
+
+def test_flat_generation_cut_mid_frame_comes_back_as_its_whole_frames() -> None:
+    flat = TokenLayout(2, 4, flat=True)
+    complete = flat.to_tokens(T([[[0, 1, 2], [3, 2, 1]]]))  # [9, 0, 7, 1, 6, 2, 5, 10]
+    for n in range(1, complete.shape[-1]):  # every cut: after the begin token, mid-frame, ...
+        back = flat.to_codes(complete[:, :n])
+        assert back.frame_lengths.tolist() == [(n - 1) // 2]
+        assert torch.equal(back.codes[..., : (n - 1) // 2], T([[[0, 1, 2], [3, 2, 1]]])[..., : (n - 1) // 2])
+    # The end token mid-frame: the frame it cuts is dropped.
+    assert flat.to_codes(T([[9, 0, 6, 1, 10]])).frame_lengths.tolist() == [1]
+    # A parallel generation stopped before any frame has all its levels: zero frames.
+    parallel = TokenLayout(2, 4, delays=(0, 3))
+    assert parallel.to_codes(T([[[5, 0, 1], [5, 4, 4]]])).codes.shape == (1, 2, 0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "tokens", "where"),
+    [
+        (
+            {"flat": True},
+            [[9, 0, 6, 1, 3, 10]],
+            r"tokens\[0, 4\] = 3: a code of level 0, where level 1's",
+        ),
+        (
+            {"flat": True},
+            [[9, 0, 6, 11, 5, 10]],
+            r"tokens\[0, 3\] = 11: outside this layout's ids 0\.\.10",
+        ),
+        ({"flat": True}, [[9, 0, 6, 9, 5, 10]], r"tokens\[0, 3\] = 9: the begin token inside"),
+        (
+            {"delays": (0, 1)},
+            [[[5, 0, 1, 6, 4], [5, 4, 2, -1, 6]]],
+            r"tokens\[0, 1, 3\] = -1: outside",
+        ),
+        # In the frame that ends the item, the other levels must still be codes or specials.
+        (
+            {"delays": (0, 1)},
+            [[[5, 0, 6, 4, 4], [5, 4, 2, 5, 4]]],
+            r"tokens\[0, 1, 3\] = 5: the begin",
+        ),
+        (
+            {"flat": True, "offset": 100},
+            [[109, 100, 3, 110]],
+            r"tokens\[0, 2\] = 3: outside this layout's ids 100\.\.110",
+        ),
+    ],
+)
+def test_wrong_tokens_before_the_end_are_refused_naming_their_position(kwargs, tokens, where) -> None:
+    with pytest.raises(ValueError, match=where):
+        TokenLayout(2, 4, **kwargs).to_codes(T(tokens))
+
+
+def test_offset_shares_one_vocabulary_with_text() -> None:
+    text = 32000  # a text tokenizer's vocabulary comes first
+    for flat in (False, True):
+        base = TokenLayout(3, 8, flat=flat, delays=() if flat else (0, 1, 1))
+        shifted = TokenLayout(3, 8, flat=flat, delays=base.delays, offset=text)
+        codes, lengths = torch.randint(0, 8, (2, 3, 5)), T([5, 2])
+        tokens = shifted.to_tokens(codes, lengths)
+        assert torch.equal(tokens, base.to_tokens(codes, lengths) + text)
+        assert int(tokens.min()) >= text and int(tokens.max()) < shifted.vocab_end == text + base.vocab_size
+        back = shifted.to_codes(tokens)
+        assert torch.equal(back.frame_lengths, lengths) and torch.equal(
+            back.codes, mask_frames(codes, lengths, 0)
+        )
+        assert shifted.specials == {name: i + text for name, i in base.specials.items()}
+        assert shifted.offsets == tuple(o + text for o in base.offsets)
+        # The ranges table covers every id of the layout exactly once (levels share in parallel).
+        ids = sorted({i for r in shifted.ranges.values() for i in r})
+        assert ids == list(range(text, shifted.vocab_end))
+        assert f"{text}..{text + 7}" in shifted.describe() and "pad" in shifted.describe()
+    with pytest.raises(ValueError, match="offset"):
+        TokenLayout(2, 4, offset=-1)
+
+
+@pytest.mark.parametrize(
+    "dtype", [torch.uint8, torch.int16, torch.uint16, torch.int32, torch.uint32, torch.uint64]
+)
+def test_tokens_and_codes_of_any_integer_dtype(dtype: torch.dtype) -> None:
+    for layout in (TokenLayout(2, 4, delays=(0, 1)), TokenLayout(2, 4, flat=True)):
+        tokens = layout.to_tokens(CODES.to(dtype), LENGTHS)
+        assert torch.equal(tokens, layout.to_tokens(CODES, LENGTHS))
+        back = layout.to_codes(tokens.to(dtype))
+        assert torch.equal(back.frame_lengths, LENGTHS)
+    assert torch.equal(unflatten_tokens(flatten_codes(CODES.to(dtype), 4).to(dtype), 2, 4), CODES)
 
 
 @pytest.mark.parametrize(
@@ -164,16 +250,16 @@ def test_bad_layout_input_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match=r"0\.\.2"):
         layout.to_tokens(CODES, [3, 1])
     tokens = layout.to_tokens(CODES, LENGTHS)
-    with pytest.raises(ValueError, match="begin token"):
+    with pytest.raises(ValueError, match="item 0 do not start with the begin token"):
         layout.to_codes(tokens[..., 1:])
-    with pytest.raises(ValueError, match="out of range"):
-        layout.to_codes(tokens + 7)
+    with pytest.raises(ValueError, match="item 0 do not start with the begin token"):
+        layout.to_codes(tokens[..., :0])
+    with pytest.raises(ValueError, match=r"item 1 do not start"):
+        layout.to_codes(torch.cat([tokens[:1], tokens[1:] + 1]))
     with pytest.raises(ValueError, match="dimensions"):
         layout.to_codes(tokens[0])
-    with pytest.raises(ValueError, match="too few"):
-        layout.to_codes(tokens[..., :2])
-    with pytest.raises(ValueError, match="not a flattened layout"):
-        TokenLayout(2, 4, flat=True).to_codes(T([[9, 0, 6, 1, 10]]))
+    with pytest.raises(ValueError, match="3 streams"):
+        layout.to_codes(torch.cat([tokens, tokens[:, :1]], dim=1))
 
 
 def test_codes_metadata() -> None:

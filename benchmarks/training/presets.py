@@ -157,7 +157,7 @@ def run_preset(name: str, args: argparse.Namespace, clips: list[torch.Tensor]) -
         "--no-progress",
     )
     seconds = time.perf_counter() - start
-    _codec_cli("export", str(out / "run" / "checkpoints" / "last.ckpt"), "-o", str(out / "model"))
+    _codec_cli("export", str(out / "run" / "checkpoints" / "last.ckpt"), "-o", str(out / "model"), "--force")
     codec = Codec.from_pretrained(out / "model")
     wav = torch.cat(clips)
     codes = codec.encode(wav[None, None], codec.sample_rate)

@@ -31,6 +31,8 @@ import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from codec.errors import InputError
+
 if TYPE_CHECKING:
     import torch
 
@@ -48,8 +50,9 @@ KINDS: dict[str, tuple[str, str]] = {
 }
 
 
-class BackendError(ValueError):
-    """A model spec that cannot be loaded: unknown kind, missing package, weights not reachable."""
+class BackendError(InputError):
+    """A model spec that cannot be loaded: unknown kind, missing package, weights not reachable
+    (the user's input or setup: exit status 2 on the command line)."""
 
 
 def parse(spec: str) -> tuple[str, str]:

@@ -26,6 +26,7 @@ import torch
 
 from codec.audio import AudioError, as_batch, pad_clips, resample, resampled_length
 from codec.checkpoint import ModelIdentity
+from codec.errors import CodesError, InputError
 from codec.streaming import StreamingError, check_codes
 from codec.tokens.codes import Codes
 
@@ -256,11 +257,11 @@ class Backend(ABC):
         if num_codebooks is None:
             return self.total_codebooks
         if isinstance(num_codebooks, bool) or not isinstance(num_codebooks, int):
-            raise ValueError(f"num_codebooks must be an integer, got {num_codebooks!r}")
+            raise InputError(f"num_codebooks must be an integer, got {num_codebooks!r}")
         counts = self.codebook_counts()
         if num_codebooks not in counts:
             valid = f"1..{self.total_codebooks}" if len(counts) == self.total_codebooks else str(counts)[1:-1]
-            raise ValueError(f"num_codebooks must be in {valid}, got {num_codebooks}")
+            raise InputError(f"num_codebooks must be in {valid}, got {num_codebooks}")
         return num_codebooks
 
     @staticmethod
@@ -301,9 +302,9 @@ class Backend(ABC):
 
     def _wrap_tensor(self, codes: torch.Tensor) -> Codes:
         """A plain ``[B, K, F]`` tensor as :class:`Codes` of ``B`` mono items of ``F`` full frames."""
-        check_codes(codes, None, self.total_codebooks, self.codebook_size)
+        codes = check_codes(codes, None, self.total_codebooks, self.codebook_size)
         if codes.shape[0] == 0 or codes.shape[2] == 0:
-            raise ValueError(f"codes are empty (shape {tuple(codes.shape)})")
+            raise CodesError(f"codes are empty (shape {tuple(codes.shape)})")
         b, _, f = codes.shape
         return Codes(
             codes=codes.to(torch.long),
@@ -316,33 +317,32 @@ class Backend(ABC):
 
     def _check_codes_match(self, codes: Codes) -> None:
         if not isinstance(codes, Codes):
-            raise TypeError(
-                "decode expects a Codes object (from encode or read_codes) or an integer tensor [B, K, F], "
-                f"got {type(codes).__name__}"
+            raise CodesError(
+                f"codes must be a Codes object or a [B, K, F] integer tensor, got {type(codes).__name__}"
             )
         problem = self.identity.mismatch(codes.model, codes.fingerprint, codes.config_hash)
         if problem:
-            raise ValueError(f"these codes were {problem}")
+            raise CodesError(f"these codes were {problem}")
         if codes.sample_rate != self.sample_rate or codes.hop_length != self.hop_length:
-            raise ValueError(
+            raise CodesError(
                 f"codes are for {codes.sample_rate} Hz / hop {codes.hop_length}, "
                 f"this model is {self.sample_rate} Hz / hop {self.hop_length}"
             )
         if codes.codebook_size != self.codebook_size:
-            raise ValueError(
+            raise CodesError(
                 f"codes use {codes.codebook_size}-entry codebooks, this model {self.codebook_size}"
             )
         # Also catches rows that are not a whole number of items (batch_size rounds down).
         check_codes(codes.codes, codes.batch_size * codes.channels, self.total_codebooks, self.codebook_size)
         if codes.num_codebooks not in self.codebook_counts():
-            raise ValueError(
+            raise CodesError(
                 f"codes have {codes.num_codebooks} codebooks; this model decodes "
                 f"{', '.join(map(str, self.codebook_counts()))}"
             )
         if codes.lengths.shape != (codes.batch_size,):
-            raise ValueError(f"codes.lengths must have one entry per item ({codes.batch_size})")
+            raise CodesError(f"codes.lengths must have one entry per item ({codes.batch_size})")
         if int(codes.frame_lengths.max()) > codes.num_frames or int(codes.lengths.min()) < 1:
-            raise ValueError("codes.lengths do not fit the number of frames in codes.codes")
+            raise CodesError("codes.lengths do not fit the number of frames in codes.codes")
 
 
 def check_rate(sample_rate: object) -> None:

@@ -27,8 +27,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from codec.errors import InputError
 
-class SpecError(ValueError):
+
+class SpecError(InputError):
     """A codec SPEC that cannot be parsed or built (bad name, bitrate or model)."""
 
 

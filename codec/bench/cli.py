@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 
 DEFAULT_KBPS = "1.5,3,6"
+# Shortest --seconds of `bench speed`: a few frames of every codec's stream (Mimi's are 80 ms).
+MIN_SPEED_SECONDS = 0.5
 
 
 def add_bench_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -66,13 +68,12 @@ def add_bench_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
 def run_bench(args: argparse.Namespace) -> int:
     """Dispatch to the subcommand; bad input -> one line on stderr, exit status 2."""
     from codec.audio import AudioError
-    from codec.backends import BackendError
     from codec.bench.adapters import SpecError
     from codec.bench.data import InputError
 
     try:
         return args.bench_run(args)
-    except (SpecError, InputError, AudioError, BackendError) as err:
+    except (SpecError, InputError, AudioError) as err:
         print(f"codec: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
 
@@ -129,6 +130,7 @@ def run_quality_command(args: argparse.Namespace) -> int:
 
     if args.jobs < 0 or (args.limit is not None and args.limit < 1):
         raise SpecError("--jobs must be >= 0 and --limit >= 1")
+    check_out(args.out)
     metrics = pick_metrics(args.metrics)
     items = collect(args.data, args.limit)
     adapters = build_all(args.codec, args.bitrates)
@@ -170,6 +172,17 @@ def asr_setup(ref: str | None, cache: Path) -> tuple[Path, dict[str, str]]:
     return cache / f"asr-{tag}", {"WER": f"decoded audio's transcript against the reference's, by {line}"}
 
 
+def check_out(out: Path) -> None:
+    """Refuse an ``--out`` no report can be written to, before any work."""
+    from codec.bench.adapters import SpecError
+
+    if out.exists() and not out.is_dir():
+        raise SpecError(f"--out {out}: is a file (the report goes into a folder)")
+    near = next((p for p in (out, *out.parents) if p.exists()), Path("."))
+    if not near.is_dir() or not os.access(near, os.W_OK | os.X_OK):
+        raise SpecError(f"--out {out}: {near} is not a writable folder")
+
+
 def pick_metrics(text: str) -> list[str]:
     """``core``, ``all`` or a comma-separated list, checked against what is installed."""
     from codec.bench.adapters import SpecError
@@ -192,10 +205,18 @@ def run_speed_command(args: argparse.Namespace) -> int:
     from codec.bench.adapters import SpecError
     from codec.bench.speed import run_speed, write_speed
 
-    if args.seconds <= 0 or args.repeats < 1 or min(args.batch) < 1 or min(args.threads) < 1:
-        raise SpecError("--seconds, --repeats, --batch and --threads must be positive")
+    if args.repeats < 1 or min(args.batch) < 1 or min(args.threads) < 1:
+        raise SpecError("--repeats, --batch and --threads must be positive")
+    if not args.seconds >= MIN_SPEED_SECONDS:
+        raise SpecError(f"--seconds must be at least {MIN_SPEED_SECONDS} (a few frames of every codec)")
+    check_out(args.out)
     adapters = build_all(args.codec, args.bitrates)
     results = run_speed(adapters, args.seconds, args.batch, args.threads, args.repeats)
     path = write_speed(results, args.out, context(command_line(), {}))
     print(path.read_text())
+    failed = [r for r in results[0] if r.error]
+    if failed:  # the others' numbers are written; the status says the table is not whole
+        what = " ".join(f"{failed[0].name}: {failed[0].error}".split())
+        print(f"codec: error: {what} (see {path})", file=sys.stderr)
+        return 1
     return 0

@@ -3,7 +3,10 @@
 A manifest is a ``.csv`` (a ``path`` column, or the first column) or ``.jsonl`` (one object
 with a ``path`` key per line) listing audio files; relative paths are taken from the
 manifest's folder.  Folders are searched recursively for audio files (sorted, so runs and
-``--limit`` are repeatable).
+``--limit`` are repeatable; symbolic links to folders followed).  Every file gets a name of its
+own in the run (its path under its folder, or its name; the path as given when two would share
+one), shown as :func:`codec.formats.printable` writes it, so a file name that is not UTF-8
+reaches every report.
 """
 
 from __future__ import annotations
@@ -18,12 +21,9 @@ import numpy as np
 import torch
 
 from codec.audio import AudioError, resample
-from codec.formats import AUDIO_SUFFIXES, MANIFEST_SUFFIXES
+from codec.errors import InputError
+from codec.formats import MANIFEST_SUFFIXES, audio_files, printable
 from codec.pipeline.audiofile import load_audio
-
-
-class InputError(ValueError):
-    """An input path or manifest that names no usable audio."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ def collect(inputs: list[str], limit: int | None = None) -> list[Item]:
     for text in inputs:
         p = Path(text)
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in AUDIO_SUFFIXES and f.is_file())
+            found = [f for f in audio_files(p) if f.is_file()]
             if not found:
                 raise InputError(f"{p}: no audio files in this folder")
             items += [Item(f, str(f.relative_to(p))) for f in found]
@@ -52,7 +52,15 @@ def collect(inputs: list[str], limit: int | None = None) -> list[Item]:
             raise InputError(f"{p}: no such file or folder")
     seen: set[Path] = set()
     unique = [i for i in items if not (i.path.resolve() in seen or seen.add(i.path.resolve()))]
-    return unique[:limit] if limit else unique
+    return _named(unique[:limit] if limit else unique)
+
+
+def _named(items: list[Item]) -> list[Item]:
+    """Items with one name each: the report groups rows by name, so two files must never share one."""
+    count: dict[str, int] = {}
+    for item in items:
+        count[item.name] = count.get(item.name, 0) + 1
+    return [Item(i.path, printable(i.name if count[i.name] == 1 else str(i.path))) for i in items]
 
 
 def read_manifest(path: Path) -> list[Path]:

@@ -5,7 +5,11 @@ brings the decoded audio to the common scoring rate, and hands the pair to a pro
 for the metrics, so coding and scoring overlap.  Every finished (file, codec setting) pair is
 written to ``CACHE/<codec key>/<file digest>.json`` (with the code counts beside it): a rerun,
 or a run that adds one codec, reuses it and codes only what is new.  The codec key changes
-with the weights, settings and library versions; the file digest with the file's bytes.
+with the weights, settings and library versions; the file digest with the file's bytes.  An
+entry belongs to the contents, not to a name: a reused row takes the name of the file in this
+run.  A metric skipped for a reason outside the pair (its package was missing, its worker was
+killed) is scored again by the next run.  A worker that dies fails only its own pair (see
+:class:`_Scorer`).
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ import multiprocessing
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,6 +32,12 @@ from codec.bench.data import AudioError, Clip, Item, at_rate, digest, read_mono
 from codec.bench.scoring import Scores, score, score_task
 
 CACHE_VERSION = 1
+WORKER_DIED = (
+    "WorkerDied: the metric worker process died scoring this pair (killed, out of memory or a crash)"
+)
+# Reasons that say nothing about the pair (a package missing then, a worker killed): a rerun
+# scores those metrics again instead of reusing the cached skip.
+_RETRY = ("ImportError", "ModuleNotFoundError", "WorkerDied")
 
 
 @dataclass
@@ -78,7 +90,8 @@ def _load_entry(path: Path, metrics: list[str]) -> tuple[Row, np.ndarray | None]
         row = Row(**data)
     except (OSError, ValueError, TypeError):
         return None
-    if not row.error and not set(metrics) <= set(row.values) | set(row.skipped):
+    final = {m for m, why in row.skipped.items() if not why.startswith(_RETRY)}
+    if not row.error and not set(metrics) <= set(row.values) | final:
         return None
     counts = path.with_suffix(".npy")
     return row, (np.load(counts) if counts.is_file() else None)
@@ -135,14 +148,10 @@ def run_quality(
     start = time.perf_counter()
     run = QualityRun([], adapters, {}, metrics, score_rate, items)
     results: dict[tuple[int, int], Row] = {}
-    ctx = multiprocessing.get_context("spawn")  # no fork of a process that runs torch threads
-    pool = ProcessPoolExecutor(jobs, mp_context=ctx) if jobs > 0 else None
-    pending: dict[Future, tuple[tuple[int, int], _Pending]] = {}
+    scorer = _Scorer(jobs)
 
-    def finish(done: set[Future]) -> None:
-        for fut in done:
-            where, p = pending.pop(fut)
-            scores: Scores = fut.result()
+    def finish(done: list[tuple[tuple[tuple[int, int], _Pending], Scores]]) -> None:
+        for (where, p), scores in done:
             p.row.values, p.row.skipped = scores.values, scores.skipped
             _store_entry(p.path, p.row, p.counts)
             _collect(run, results, where, p.row, p.counts)
@@ -172,21 +181,76 @@ def run_quality(
                 row.achieved_kbps = payload.bits / seconds / 1000
                 p = _Pending(path, row, code_counts(payload.codes, adapter.codebook_size))
                 run.computed += 1
-                if pool is None:
-                    pending[_done_future(score(ref, est, score_rate, metrics))] = ((i, j), p)
-                    finish(set(pending))
-                    continue
-                pending[pool.submit(score_task, (ref, est, score_rate, metrics))] = ((i, j), p)
-                while len(pending) > 4 * jobs:  # bound the audio waiting in memory
-                    finish(wait(pending, return_when=FIRST_COMPLETED).done)
-        while pending:
-            finish(wait(pending, return_when=FIRST_COMPLETED).done)
+                finish(scorer.submit((ref, est, score_rate, metrics), ((i, j), p)))
+        finish(scorer.drain())
     finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
+        scorer.close()
     run.rows = [results[k] for k in sorted(results)]
     run.wall_seconds = time.perf_counter() - start
     return run
+
+
+class _Scorer:
+    """Scores pairs in ``jobs`` worker processes (0: in this process), at most ``4 * jobs``
+    waiting (that bounds the audio held in memory).
+
+    A worker that dies (killed, out of memory, a crash inside a metric library) breaks its
+    pool and fails every pair waiting there.  Those pairs are scored again one at a time, each
+    in a fresh process: the pair whose scoring kills its worker again gets the reason
+    :data:`WORKER_DIED` for every metric, every other pair its scores, and the rest of the run
+    gets a new pool.
+    """
+
+    def __init__(self, jobs: int) -> None:
+        self.jobs = jobs
+        self.ctx = multiprocessing.get_context("spawn")  # no fork of a process that runs torch threads
+        self.pool = ProcessPoolExecutor(jobs, mp_context=self.ctx) if jobs > 0 else None
+        self.pending: dict[Future, tuple[tuple, Any]] = {}
+
+    def submit(self, task: tuple, payload: Any) -> list[tuple[Any, Scores]]:
+        """Score ``task`` (the arguments of :func:`score`); returns the pairs finished meanwhile."""
+        if self.pool is None:
+            return [(payload, score(*task))]
+        try:
+            fut = self.pool.submit(score_task, task)
+        except BrokenProcessPool:  # broken by a dead worker since the last call: a new pool
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = ProcessPoolExecutor(self.jobs, mp_context=self.ctx)
+            fut = self.pool.submit(score_task, task)
+        self.pending[fut] = (task, payload)
+        done: list[tuple[Any, Scores]] = []
+        while len(self.pending) > 4 * self.jobs:
+            done += self._finish(wait(self.pending, return_when=FIRST_COMPLETED).done)
+        return done
+
+    def drain(self) -> list[tuple[Any, Scores]]:
+        """Wait for every pair still waiting; returns them."""
+        done: list[tuple[Any, Scores]] = []
+        while self.pending:
+            done += self._finish(wait(self.pending, return_when=FIRST_COMPLETED).done)
+        return done
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+
+    def _finish(self, futures: set[Future]) -> list[tuple[Any, Scores]]:
+        done = []
+        for fut in futures:
+            task, payload = self.pending.pop(fut)
+            try:
+                scores = fut.result()
+            except BrokenProcessPool:
+                scores = self._alone(task)
+            done.append((payload, scores))
+        return done
+
+    def _alone(self, task: tuple) -> Scores:
+        with ProcessPoolExecutor(1, mp_context=self.ctx) as pool:
+            try:
+                return pool.submit(score_task, task).result()
+            except BrokenProcessPool:
+                return Scores(skipped={m: WORKER_DIED for m in task[3]})
 
 
 def _cached_or_todo(
@@ -204,6 +268,7 @@ def _cached_or_todo(
             missing = True
             continue
         run.reused += 1
+        entry[0].file = item.name  # the entry is the content's: it may have been scored under another name
         _collect(run, results, (i, j), *entry)
         if progress:
             progress(1)
@@ -234,9 +299,3 @@ def _collect(
     if counts is not None:
         key = row.key
         run.usage[key] = counts if key not in run.usage else run.usage[key] + counts
-
-
-def _done_future(value: Scores) -> Future:
-    fut: Future = Future()
-    fut.set_result(value)
-    return fut

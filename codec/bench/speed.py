@@ -145,7 +145,8 @@ def run_speed(adapters: list, seconds: float, batches: list[int], threads: list[
             try:
                 results.append(pool.submit(measure, a.spec, seconds, batches, threads, repeats).result())
             except Exception as err:  # one codec failing must not lose the others' numbers
-                results.append(SpeedResult(a.name, a.spec, error=f"{type(err).__name__}: {err}"))
+                reason = " ".join(f"{type(err).__name__}: {err}".split())  # one table cell, one line
+                results.append(SpeedResult(a.name, a.spec, error=reason))
     return results, floor
 
 

@@ -12,6 +12,7 @@ module              what
 ``distributed``     one process, or a DDP group (torch.distributed; Lightning Fabric under SLURM)
 ``run``             the run: plan, resume, encode this rank's shards, index
 ``dataset``         :class:`TokenDataset` / :class:`IterableTokenDataset` over an output
+``items``           rows -> items (crops with their start, padding); :func:`collate_tokens`
 ``cli``             ``codec tokenize``
 ==================  ==========================================================================
 
@@ -27,6 +28,9 @@ from typing import Any
 _EXPORTS = {
     "TokenDataset": "codec.data.dataset",
     "IterableTokenDataset": "codec.data.dataset",
+    "ShardError": "codec.data.shards",
+    "collate_tokens": "codec.data.items",
+    "row_codes": "codec.data.items",
     "TokenizeOptions": "codec.data.run",
     "TokenizeReport": "codec.data.run",
     "tokenize": "codec.data.run",

@@ -55,9 +55,10 @@ def add_tokenize_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
 
 def start_processes(args: argparse.Namespace) -> None:
     """Before PyTorch is imported: start this node's other processes (:mod:`codec.data.launch`)."""
-    from codec.data.launch import start_local_processes
+    from codec.data.launch import start_local_processes, watch_parent
     from codec.data.options import check_options
 
+    watch_parent()  # in a process the first one started: end when it is gone
     check_options(_options(args))  # a bad option is reported once, by this process, before any start
     args.local_group = start_local_processes(child_argv(args), args.devices, args.num_nodes)
 
@@ -75,7 +76,7 @@ def child_argv(args: argparse.Namespace) -> list[str]:
 
 def run_tokenize(args: argparse.Namespace) -> int:
     """Run the command; prints the summary on stdout (rank 0), and waits for the processes it started."""
-    from codec.data.launch import LocalGroup, failure, shell_status
+    from codec.data.launch import LocalGroup, failure, orphaned, parent_gone, shell_status
     from codec.data.run import _Quiet, tokenize
 
     group = getattr(args, "local_group", None) or LocalGroup()
@@ -88,6 +89,9 @@ def run_tokenize(args: argparse.Namespace) -> int:
         # error (gloo: "Connection closed by peer"): report the process, not the symptom.
         lost = group.failed(wait=2.0) if isinstance(err, RuntimeError) else None
         group.stop()  # they may wait for this process in a collective
+        if isinstance(err, RuntimeError) and parent_gone(wait=2.0):  # the group broke with it
+            print(f"codec: error: {orphaned()}", file=sys.stderr, flush=True)
+            return 1
         if lost is None:
             raise
         print(f"codec: error: {failure(*lost)}", file=sys.stderr, flush=True)

@@ -2,13 +2,19 @@
 
 Both yield one dict per item::
 
-    {"id": str, "codes": LongTensor [K, F], "length": int (valid frames), "path": str,
-     "duration": float, "sample_rate": int, "num_samples": int, <metadata columns>}
+    {"id": str, "codes": LongTensor [K, F], "length": int (valid frames),
+     "start_frame": int, "start_time": float (s, where the crop starts in the file),
+     "path": str, "duration": float, "sample_rate": int, "num_samples": int, <metadata columns>}
 
 With ``max_frames``, longer items are cropped to ``max_frames`` (from the start, or at a
-random offset with ``random_crop``: a pure function of ``(seed, epoch, item)``), and with
-``pad=True`` shorter ones are padded with ``pad_value`` up to it, so items stack into a batch;
-``length`` then says how many frames are real.
+random offset with ``random_crop``: a new one every epoch, see :mod:`codec.data.items`), and
+with ``pad=True`` shorter ones are padded with ``pad_value`` up to it, so items stack into a
+batch; ``length`` then says how many frames are real.  Without padding,
+:func:`codec.data.collate_tokens` batches items of different lengths.
+
+Opening checks the output: every shard ``index.json`` lists must be there with its size and
+(``verify=True``, the default) its sha256, so a missing, damaged or replaced shard is named
+when the dataset is made, not mid-epoch (:class:`codec.data.shards.ShardError`).
 
 :class:`TokenDataset` is map-style (random access; split it across ranks with a
 ``DistributedSampler``).  :class:`IterableTokenDataset` streams shard by shard and splits the
@@ -26,26 +32,35 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from codec.data.shards import read_index
+from codec.data.items import Items
+from codec.data.shards import ShardError, read_index, shard_problem
 
-_FIXED = ("id", "path", "duration", "sample_rate", "num_samples")
 _SKIP = {"codes", "num_frames", "num_codebooks", "model", "fingerprint"}
+_RERUN = "rerun the `codec tokenize` command that made it: it redoes missing and damaged shards"
 
 
 class _Shards:
-    """The shards of an output, opened on demand (a few kept open, memory-mapped)."""
+    """The shards of an output (checked at open), opened on demand (a few kept, memory-mapped)."""
 
-    def __init__(self, root: str | Path, keep_open: int = 2) -> None:
+    def __init__(self, root: str | Path, keep_open: int = 2, verify: bool = True) -> None:
         self.root = Path(root)
         self.index = read_index(self.root)
+        for entry in self.index["shards"]:
+            problem = shard_problem(self.root, entry, digest=verify)
+            if problem:
+                raise ShardError(f"{problem}; {_RERUN}")
         self.files = [self.root / s["file"] for s in self.index["shards"]]
+        self.rows = [s["rows"] for s in self.index["shards"]]
         self.starts = [0]
-        for s in self.index["shards"]:
-            self.starts.append(self.starts[-1] + s["rows"])
-        self.num_codebooks = int(self.index["model"]["num_codebooks"])
+        for rows in self.rows:
+            self.starts.append(self.starts[-1] + rows)
+        model = self.index.get("model", {})
+        self.num_codebooks = int(model["num_codebooks"])
+        self.frame_rate = float(model["frame_rate"])
         self.keep_open = keep_open
         self._open: OrderedDict[int, tuple[dict[str, list], np.ndarray, np.ndarray]] = OrderedDict()
 
@@ -70,7 +85,15 @@ class _Shards:
         if shard in self._open:
             self._open.move_to_end(shard)
             return self._open[shard]
-        table = pq.read_table(self.files[shard], memory_map=True)
+        path = self.files[shard]
+        try:  # damaged since the dataset was opened: the page checksums catch it, named
+            table = pq.read_table(path, memory_map=True, page_checksum_verification=True)
+        except (OSError, pa.ArrowException) as err:
+            raise ShardError(f"{path}: unreadable since the dataset was opened ({err}); {_RERUN}") from None
+        if table.num_rows != self.rows[shard]:
+            raise ShardError(
+                f"{path}: {table.num_rows} rows where index.json lists {self.rows[shard]}; {_RERUN}"
+            )
         codes = table["codes"].combine_chunks()
         offsets = codes.offsets.to_numpy(zero_copy_only=False)
         values = codes.values.to_numpy(zero_copy_only=False)
@@ -81,59 +104,22 @@ class _Shards:
         return self._open[shard]
 
 
-class _Items:
-    """Turning a stored row into the item dict (codebooks kept, crop, pad)."""
-
-    def __init__(
-        self,
-        num_codebooks: int | None,
-        max_frames: int | None,
-        pad: bool,
-        pad_value: int,
-        random_crop: bool,
-        seed: int,
-    ) -> None:
-        if max_frames is not None and max_frames < 1:
-            raise ValueError(f"max_frames must be a positive integer, got {max_frames}")
-        if pad and max_frames is None:
-            raise ValueError("pad=True needs max_frames (the length to pad to)")
-        self.num_codebooks, self.max_frames, self.pad = num_codebooks, max_frames, pad
-        self.pad_value, self.random_crop, self.seed = pad_value, random_crop, seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Random crops (and the iterable dataset's shuffle) change with the epoch."""
-        self.epoch = epoch
-
-    def make(self, meta: dict[str, Any], codes: np.ndarray, key: int) -> dict[str, Any]:
-        k = codes.shape[0] if self.num_codebooks is None else self.num_codebooks
-        if k > codes.shape[0]:
-            raise ValueError(f"num_codebooks {k}: the output holds {codes.shape[0]} codebooks")
-        out = torch.from_numpy(codes[:k].astype(np.int64))
-        if self.max_frames is not None and out.shape[1] > self.max_frames:
-            start = 0
-            if self.random_crop:
-                gen = torch.Generator().manual_seed(hash((self.seed, self.epoch, key)) & 0x7FFF_FFFF)
-                start = int(torch.randint(out.shape[1] - self.max_frames + 1, (1,), generator=gen))
-            out = out[:, start : start + self.max_frames]
-        length = out.shape[1]
-        if self.pad and length < self.max_frames:
-            out = torch.nn.functional.pad(out, (0, self.max_frames - length), value=self.pad_value)
-        return {**meta, "codes": out.contiguous(), "length": length}
-
-
 class TokenDataset(torch.utils.data.Dataset):
     """Map-style dataset over a tokenize output (see the module docstring).
 
     Args:
         root: the output folder (its ``index.json`` lists the shards).
-        num_codebooks: keep the first K codebooks (a lower bitrate; default: all stored).
+        num_codebooks: keep the first K codebooks, ``1..stored`` (a lower bitrate; default: all).
         max_frames: crop longer items to this many frames.
         pad: pad shorter items with ``pad_value`` to ``max_frames``.
         pad_value: the padding code (e.g. an LM's pad token).
-        random_crop: crop at a random offset instead of the start.
+        random_crop: crop at a random offset instead of the start (a new one every epoch;
+            :meth:`set_epoch` makes them a function of the epoch instead).
         seed: of the random crops.
-    Raises ``ValueError`` naming the problem for a folder that is not a complete output.
+        verify: check every shard's sha256 at open (reads the whole output once; ``False``:
+            presence and sizes only).
+    Raises ``ValueError`` naming the problem for a folder that is not a complete output, for a
+    missing or damaged shard (:class:`~codec.data.shards.ShardError`) and for bad arguments.
     """
 
     def __init__(
@@ -145,9 +131,13 @@ class TokenDataset(torch.utils.data.Dataset):
         pad_value: int = 0,
         random_crop: bool = False,
         seed: int = 0,
+        verify: bool = True,
     ) -> None:
-        self.shards = _Shards(root)
-        self.items = _Items(num_codebooks, max_frames, pad, pad_value, random_crop, seed)
+        self.shards = _Shards(root, verify=verify)
+        stored, rate = self.shards.num_codebooks, self.shards.frame_rate
+        self.items = Items(
+            stored, rate, len(self.shards), num_codebooks, max_frames, pad, pad_value, random_crop, seed
+        )
 
     def __len__(self) -> int:
         return len(self.shards)
@@ -160,15 +150,20 @@ class TokenDataset(torch.utils.data.Dataset):
         return self.items.make(meta, codes, index)
 
     def set_epoch(self, epoch: int) -> None:
-        self.items.set_epoch(epoch)
+        """From now on, random crops are a pure function of ``(seed, epoch, item)``."""
+        self.items.crops.set_epoch(epoch)
 
 
 class IterableTokenDataset(torch.utils.data.IterableDataset):
     """Streaming dataset over a tokenize output, split across ranks and workers (module docstring).
 
     Args: as :class:`TokenDataset`, and
-        shuffle: visit shards, and rows within a shard, in an order drawn from ``(seed, epoch)``.
-        rank, world_size: override the process group's (default: ``torch.distributed``'s, or 0 of 1).
+        shuffle: visit shards, and rows within a shard, in an order drawn from ``(seed, epoch)``;
+            the epoch is the one :meth:`set_epoch` gave, else the number of earlier passes
+            over this object (``DataLoader`` workers that are not persistent get a fresh copy
+            each epoch: call :meth:`set_epoch` for a new order then).
+        rank, world_size: override the process group's (default: ``torch.distributed``'s, or
+            0 of 1); ``0 <= rank < world_size``.
     """
 
     def __init__(
@@ -183,39 +178,64 @@ class IterableTokenDataset(torch.utils.data.IterableDataset):
         seed: int = 0,
         rank: int | None = None,
         world_size: int | None = None,
+        verify: bool = True,
     ) -> None:
-        self.shards = _Shards(root, keep_open=1)
-        self.items = _Items(num_codebooks, max_frames, pad, pad_value, random_crop, seed)
+        _check_rank(rank, world_size)
+        self.shards = _Shards(root, keep_open=1, verify=verify)
+        stored, rate = self.shards.num_codebooks, self.shards.frame_rate
+        self.items = Items(
+            stored, rate, len(self.shards), num_codebooks, max_frames, pad, pad_value, random_crop, seed
+        )
         self.shuffle, self.seed = shuffle, seed
         self.rank, self.world_size = rank, world_size
+        self._epoch: int | None = None
+        self._passes = 0
 
     def set_epoch(self, epoch: int) -> None:
-        self.items.set_epoch(epoch)
+        """Shuffle order and random crops from now on a pure function of ``(seed, epoch)``."""
+        self.items.crops.set_epoch(epoch)
+        self._epoch = epoch
 
     def _consumer(self) -> tuple[int, int]:
         dist = torch.distributed
         ready = dist.is_available() and dist.is_initialized()
         rank = self.rank if self.rank is not None else (dist.get_rank() if ready else 0)
         world = self.world_size if self.world_size is not None else (dist.get_world_size() if ready else 1)
+        _check_rank(rank, world)
         info = torch.utils.data.get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
         return rank * workers + worker, world * workers
 
-    def _order(self, n: int, salt: int) -> list[int]:
+    def _order(self, n: int, epoch: int, salt: int) -> list[int]:
         if not self.shuffle:
             return list(range(n))
-        gen = torch.Generator().manual_seed(hash((self.seed, self.items.epoch, salt)) & 0x7FFF_FFFF)
+        gen = torch.Generator().manual_seed(hash((self.seed, epoch, salt)) & 0x7FFF_FFFF)
         return torch.randperm(n, generator=gen).tolist()
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         me, consumers = self._consumer()
-        shards = self._order(len(self.shards.files), -1)
+        epoch = self._epoch if self._epoch is not None else self._passes
+        self._passes += 1
+        shards = self._order(len(self.shards.files), epoch, -1)
         by_shard = len(shards) >= consumers
         position = 0
         for shard in shards[me::consumers] if by_shard else shards:
-            for row in self._order(self.shards.shard_rows(shard), shard):
+            for row in self._order(self.shards.shard_rows(shard), epoch, shard):
                 position += 1
                 if not by_shard and (position - 1) % consumers != me:
                     continue
                 meta, codes = self.shards.row(shard, row)
                 yield self.items.make(meta, codes, self.shards.starts[shard] + row)
+
+
+def _check_rank(rank: int | None, world_size: int | None) -> None:
+    if world_size is not None and (
+        isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1
+    ):
+        raise ValueError(f"world_size must be a positive integer, got {world_size!r}")
+    if rank is None:
+        return
+    if isinstance(rank, bool) or not isinstance(rank, int) or rank < 0:
+        raise ValueError(f"rank must be a non-negative integer, got {rank!r}")
+    if world_size is not None and rank >= world_size:
+        raise ValueError(f"rank {rank} is not below world_size {world_size} (ranks are 0..{world_size - 1})")

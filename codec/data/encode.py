@@ -11,11 +11,20 @@ alone: ``codec.encode(mono[None], sample_rate)``.
 Reading runs one batch ahead in a thread (libsndfile and torch release the GIL), so the disk
 and the decoder overlap with the model.  An item that cannot be read becomes an error row
 ``(id, path, reason)`` and the shard goes on.
+
+An item longer than ``batch_seconds`` (a batch of its own) is fed to the model in chunks of at
+most ``batch_seconds`` through the pipeline's block encoder (a causal model's stream, in
+multiples of 16 frames: bit-exact with encoding it whole), so the model's activations follow
+the chunk, not the item.  When the file is at the model's rate it is also read chunk by chunk
+(the channel mean is per sample, so nothing changes): memory then does not grow with its
+length beyond its codes.  A file at another rate is read and resampled whole first (as
+``Codec.encode`` resamples it: a block resampler would differ in the last bits), and a
+non-causal model, which cannot stream, codes such an item whole.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -27,7 +36,9 @@ from codec.api import MIN_FRAMES, Codec
 from codec.audio import resample, resampled_length
 from codec.data.plan import Plan, PlannedItem, batches, reason
 from codec.data.shards import Row, write_shard
-from codec.pipeline.audiofile import load_audio
+from codec.formats import text_path
+from codec.pipeline.audiofile import AudioFileSource, load_audio
+from codec.pipeline.coders import AudioEncoder, chunk_frames
 
 
 @dataclass
@@ -69,16 +80,31 @@ class Loaded:
     sample_rate: int = 0
     num_samples: int = 0
     error: str | None = None
+    streamed: bool = False  # not read yet: read chunk by chunk as it is coded (see the docstring)
+
+    @property
+    def ok(self) -> bool:
+        return self.wav is not None or self.streamed
 
 
-def load_item(item: PlannedItem, model_rate: int, device: torch.device) -> Loaded:
-    """Read, mix to mono and resample one item; a failure becomes ``Loaded.error``."""
+def load_item(
+    item: PlannedItem, model_rate: int, device: torch.device, stream_above: int | None = None
+) -> Loaded:
+    """Read, mix to mono and resample one item; a failure becomes ``Loaded.error``.
+
+    An item at the model rate declaring more than ``stream_above`` samples is left to be read
+    as it is coded (``Loaded.streamed``).
+    """
+    declared = item.num_samples is not None and item.sample_rate == model_rate
+    if stream_above is not None and declared and item.num_samples > stream_above:
+        return Loaded(item, None, item.sample_rate, item.num_samples, streamed=True)
+    path = text_path(item.path)
     try:
-        audio = load_audio(item.path)
+        audio = load_audio(path)
         mono = audio.wav.mean(0, keepdim=True) if audio.wav.shape[0] > 1 else audio.wav
         wav = resample(mono.to(device), audio.sample_rate, model_rate)[0]
     except Exception as err:  # any unreadable file is reported, never the end of the run
-        return Loaded(item, None, error=reason(err, item.path))
+        return Loaded(item, None, error=reason(err, path))
     return Loaded(item, wav, audio.sample_rate, audio.wav.shape[-1])
 
 
@@ -108,16 +134,18 @@ def encode_shard(
     rate = codec.sample_rate
     lengths = [None if i.num_samples is None else int(resampled_length(i.num_samples, i.sample_rate, rate))
                for i in items]  # fmt: skip
-    groups = batches(lengths, max(1, round(batch_seconds * rate)))
+    budget = max(1, round(batch_seconds * rate))
+    groups = batches(lengths, budget)
     rows: list[Row] = []
     errors: list[tuple[str, str, str]] = []
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = _submit(pool, items, groups, 0, rate, codec.device)
+        stream_above = budget if codec.causal else None
+        pending = _submit(pool, items, groups, 0, rate, codec.device, stream_above)
         for n in range(len(groups)):
             loaded = pending.result()
             if n + 1 < len(groups):
-                pending = _submit(pool, items, groups, n + 1, rate, codec.device)
-            stats = _encode_batch(codec, loaded, num_codebooks, rows, errors)
+                pending = _submit(pool, items, groups, n + 1, rate, codec.device, stream_above)
+            stats = _encode_batch(codec, loaded, num_codebooks, rows, errors, budget)
             if progress is not None:
                 progress(stats)
     model = {"name": codec.name, "fingerprint": codec.fingerprint}
@@ -125,9 +153,15 @@ def encode_shard(
 
 
 def _submit(
-    pool: ThreadPoolExecutor, items: list[PlannedItem], groups: list[list[int]], n: int, rate: int, device
+    pool: ThreadPoolExecutor,
+    items: list[PlannedItem],
+    groups: list[list[int]],
+    n: int,
+    rate: int,
+    device: torch.device,
+    stream_above: int | None,
 ) -> Future[list[Loaded]]:
-    return pool.submit(lambda: [load_item(items[i], rate, device) for i in groups[n]])
+    return pool.submit(lambda: [load_item(items[i], rate, device, stream_above) for i in groups[n]])
 
 
 def _encode_batch(
@@ -136,16 +170,22 @@ def _encode_batch(
     num_codebooks: int,
     rows: list[Row],
     errors: list[tuple[str, str, str]],
+    budget: int,
 ) -> EncodeStats:
-    """Code the readable items of one batch into ``rows``; the rest go to ``errors``."""
+    """Code the readable items of one batch into ``rows``; the rest go to ``errors``.
+
+    ``budget``: the most model-rate samples per model call (``batch_seconds``).
+    """
     stats = EncodeStats()
-    good = [x for x in loaded if x.wav is not None]
+    good = [x for x in loaded if x.ok]
     for x in loaded:
-        if x.wav is None:
+        if not x.ok:
             errors.append((x.item.id, x.item.path, x.error or "unreadable"))
             stats.errors += 1
     if not good:
         return stats
+    if len(good) == 1 and codec.causal and (good[0].streamed or good[0].wav.shape[-1] > budget):
+        return _encode_long(codec, good[0], num_codebooks, rows, errors, budget, stats)
     lengths = torch.tensor([x.wav.shape[-1] for x in good])
     wav = torch.zeros(len(good), 1, int(lengths.max()), device=codec.device)
     for i, x in enumerate(good):
@@ -162,3 +202,44 @@ def _encode_batch(
     stats.frames = sum(frames)
     stats.padded_frames = len(good) * max(codes.num_frames, MIN_FRAMES)
     return stats
+
+
+def _encode_long(
+    codec: Codec,
+    x: Loaded,
+    num_codebooks: int,
+    rows: list[Row],
+    errors: list[tuple[str, str, str]],
+    budget: int,
+    stats: EncodeStats,
+) -> EncodeStats:
+    """Code one item longer than the budget in chunks (see the module docstring)."""
+    frames = chunk_frames(codec, budget / codec.sample_rate)
+    step = frames * codec.hop_length
+    coder = AudioEncoder(codec, 1, codec.sample_rate, num_codebooks, chunk_frames=frames)
+    path = text_path(x.item.path)
+    parts = []
+    try:
+        source = None if x.wav is not None else AudioFileSource(path, step / codec.sample_rate)
+        for block in _mono_blocks(x, source, step):
+            parts.append(coder.push(block))
+    except Exception as err:  # damaged part-way: an error row, as for any unreadable file
+        errors.append((x.item.id, x.item.path, reason(err, path)))
+        stats.errors += 1
+        return stats
+    codes = torch.cat([*parts, coder.finish()], dim=-1)[0].cpu().numpy().astype(np.int16)
+    num_samples = x.num_samples if source is None else source.samples_read
+    rows.append(Row(x.item.id, x.item.path, x.sample_rate, num_samples, codes, x.item.meta))
+    stats.items, stats.audio_seconds = 1, num_samples / x.sample_rate
+    stats.frames = stats.padded_frames = codes.shape[-1]
+    return stats
+
+
+def _mono_blocks(x: Loaded, source: AudioFileSource | None, step: int) -> Iterator[torch.Tensor]:
+    """``[1, n]`` blocks of the item at the model rate: of its samples, or read from its file."""
+    if source is None:
+        wav = x.wav[None]
+        yield from (wav[:, i : i + step] for i in range(0, wav.shape[-1], step))
+        return
+    for block in source.blocks():
+        yield block.mean(0, keepdim=True) if block.shape[0] > 1 else block

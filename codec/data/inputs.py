@@ -1,16 +1,22 @@
 """What ``codec tokenize`` reads: folders, audio files and manifests, listed as :class:`Item` rows.
 
 * a folder is searched recursively for audio files (sorted, so every run lists the same
-  items in the same order); an item's id is its path relative to the folder, without suffix;
-* a file that is not a manifest is one item; its id is the path as given, without suffix;
+  items in the same order; symbolic links to folders are followed, see
+  :func:`codec.formats.audio_files`); an item's id is its path relative to the folder, without
+  suffix;
+* a file that is not a manifest is one item; its id is its name without suffix (as a folder
+  holding it would name it: the same whatever folder the command runs from);
 * a manifest is a ``.csv`` (header row) or ``.jsonl`` (one object per line) with a ``path``
   column and optionally an ``id`` column; every other column is metadata, carried into the
   output (a column named like an output column, e.g. ``sample_rate``, is carried as
   ``manifest_sample_rate``).  Relative paths are taken from the manifest's folder.
 
 Ids must be unique over all inputs (they name the rows of the output).  Paths are kept
-absolute (symbolic links not resolved), so a rerun from another folder is the same run and
-the output's ``path`` column can be read from anywhere.  Missing or unreadable
+absolute and normalised (``..`` removed; symbolic links not resolved), so a rerun from another
+folder, with the inputs typed relative to it, is the same run and the output's ``path`` column
+can be read from anywhere.  A path that is not UTF-8 is kept as :func:`codec.formats.path_text`
+writes it (reversible), an id as :func:`codec.formats.printable` shows it.  JSON integers
+outside int64 are carried as text.  Missing or unreadable
 audio named by a manifest is not an error here: it is found when the file is read, and goes
 to the run's errors report.  Problems with the inputs themselves (a missing folder, a
 manifest without a ``path`` column, a duplicate id) are :class:`~codec.exitcodes.UsageError`.
@@ -21,13 +27,14 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from codec.exitcodes import UsageError
-from codec.formats import AUDIO_SUFFIXES, MANIFEST_SUFFIXES
+from codec.formats import MANIFEST_SUFFIXES, audio_files, path_text, printable
 
 # Columns every output row has; a manifest's metadata may not reuse these names.
 RESERVED = frozenset({"id", "path", "sample_rate", "num_samples", "duration", "num_frames", "num_codebooks",
@@ -73,7 +80,7 @@ def list_inputs(inputs: Iterable[str]) -> Listing:
         elif path.suffix.lower() in MANIFEST_SUFFIXES and path.is_file():
             items += list(_manifest_items(path))
         elif path.is_file():
-            items.append(Item(str(path.with_suffix("")), str(path.absolute())))
+            items.append(Item(printable(path.stem), _stored(path)))
         else:
             raise UsageError(f"{path}: no such file or folder")
     if not items:
@@ -83,10 +90,34 @@ def list_inputs(inputs: Iterable[str]) -> Listing:
 
 
 def _folder_items(folder: Path) -> list[Item]:
-    found = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and not p.is_dir())
+    found = audio_files(folder)
     if not found:
         raise UsageError(f"{folder}: no audio files in this folder")
-    return [Item(p.relative_to(folder).with_suffix("").as_posix(), str(p.absolute())) for p in found]
+    base = _absolute(folder)
+    return [
+        Item(
+            printable(p.relative_to(folder).with_suffix("").as_posix()),
+            path_text(base / p.relative_to(folder)),
+        )
+        for p in found
+    ]
+
+
+def _absolute(path: Path) -> Path:
+    """``path`` absolute with ``..`` and ``.`` removed: the same text however it was typed.
+
+    Only where that is still the same file: through a symbolic link, ``link/..`` is the link
+    target's parent, and then the path is resolved instead."""
+    plain = Path(os.path.normpath(path.absolute()))
+    try:
+        same = plain == path.absolute() or os.path.samefile(plain, path)
+    except OSError:  # missing (a manifest's entry): nothing else to compare with
+        same = True
+    return plain if same else path.resolve()
+
+
+def _stored(path: Path) -> str:
+    return path_text(_absolute(path))
 
 
 def _manifest_items(manifest: Path) -> Iterator[Item]:
@@ -99,12 +130,25 @@ def _manifest_items(manifest: Path) -> Iterator[Item]:
         ident = row.pop("id", None)
         if ident is None or str(ident).strip() == "":
             ident = Path(path).with_suffix("").as_posix()
-        full = (Path(path) if Path(path).is_absolute() else manifest.parent / path).absolute()
+        full = Path(path) if Path(path).is_absolute() else manifest.parent / path
         count += 1
-        meta = {(f"manifest_{k}" if k in RESERVED else k): v for k, v in row.items()}
-        yield Item(str(ident), str(full), tuple(sorted(meta.items())))
+        yield Item(str(ident), _stored(full), tuple(sorted(_metadata(row, where).items())))
     if count == 0:
         raise UsageError(f"{manifest}: the manifest lists no files")
+
+
+def _metadata(row: dict[str, Any], where: str) -> dict[str, Any]:
+    """A row's metadata columns, an output column's name prefixed with ``manifest_``."""
+    meta = {}
+    for key, value in row.items():
+        name = f"manifest_{key}" if key in RESERVED else key
+        if name in meta or (name != key and name in row):
+            raise UsageError(
+                f"{where}: columns {key!r} and {name!r} would both be carried as {name!r} "
+                f"(the output has its own {key!r}); rename one"
+            )
+        meta[name] = value
+    return meta
 
 
 def _csv_rows(manifest: Path) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -178,7 +222,8 @@ def _kind(value: Any) -> str:
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, int):
-        return "int"
+        # Arrow's int64 holds what a JSON number may not (123456789012345678901234): as text.
+        return "int" if -(1 << 63) <= value < (1 << 63) else "json"
     if isinstance(value, float):
         return "float"
     return "string" if isinstance(value, str) else "json"

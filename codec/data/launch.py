@@ -9,7 +9,10 @@ that ``env://`` rendezvous (:mod:`codec.data.distributed`).
 Nothing is started when a launcher already started the processes (SLURM's ``srun``,
 ``torchrun``, a hand-set ``LOCAL_RANK``) or for a single process.  The first process watches
 the others: when one fails it stops the rest (after a grace period in which the first process
-usually reports the error itself), so nobody waits for a peer that is gone.
+usually reports the error itself), so nobody waits for a peer that is gone.  Each process it
+started watches it in turn (:func:`watch_parent`): if the first process dies (killed, out of
+memory), the others end with one line saying so, rather than with the process group's error
+or after waiting for it for hours.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from dataclasses import dataclass, field
 LAUNCHER_VARS = ("LOCAL_RANK", "SLURM_NTASKS", "WORLD_SIZE")
 # Seconds the first process gets to end by itself once another process has failed.
 GRACE_SECONDS = 5.0
+# Set in the processes the first one starts: its process id (see watch_parent).
+PARENT_VAR = "CODEC_TOKENIZE_PARENT"
 
 
 def launched_externally(environ: dict[str, str] | os._Environ = os.environ) -> bool:
@@ -93,7 +98,8 @@ def start_local_processes(argv: Sequence[str], devices: int, num_nodes: int) -> 
     group = LocalGroup()
     command = [sys.executable, "-m", "codec.cli", *argv]
     for local_rank in range(1, devices):
-        group.procs.append(subprocess.Popen(command, env={**os.environ, "LOCAL_RANK": str(local_rank)}))
+        env = {**os.environ, "LOCAL_RANK": str(local_rank), PARENT_VAR: str(os.getpid())}
+        group.procs.append(subprocess.Popen(command, env=env))
     threading.Thread(target=_watch, args=(group,), name="tokenize-watch", daemon=True).start()
     return group
 
@@ -118,6 +124,47 @@ def _watch(group: LocalGroup) -> None:
         if all(p.returncode is not None for p in group.procs):
             return
         time.sleep(0.5)
+
+
+def watch_parent() -> None:
+    """In a process the first one started: end this one, with one line, when the first is gone.
+
+    Once the first process has died, this one can only fail: its next collective raises the
+    group's error, or it waits for a rendezvous that never comes.  What it leaves is what a
+    SIGKILL leaves, which the next run cleans up.
+    """
+    if os.environ.get(PARENT_VAR) != str(os.getppid()):
+        return  # not started by a first process (or it is gone already: the run fails anyway)
+    threading.Thread(target=_watch_parent, name="tokenize-parent", daemon=True).start()
+
+
+def parent_gone(wait: float = 0.0) -> bool:
+    """Whether this process was started by a first process that has ended since (waiting up to
+    ``wait`` seconds for it to end); False in any other process."""
+    parent = os.environ.get(PARENT_VAR, "")
+    if not parent.isdigit():
+        return False
+    deadline = time.monotonic() + wait
+    while os.getppid() == int(parent):  # a dead parent's children are handed to another process
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def orphaned() -> str:
+    """The one line of a process whose first process is gone."""
+    me = os.environ.get("LOCAL_RANK", "?")
+    return f"local rank {me}: local rank 0, which started it, ended first; rerun the same command to finish"
+
+
+def _watch_parent() -> None:
+    while not parent_gone():
+        time.sleep(0.5)
+    time.sleep(1.0)  # the main thread may be reporting the group's error: let it say this itself
+    with contextlib.suppress(OSError, ValueError):
+        print(f"codec: error: {orphaned()}", file=sys.stderr, flush=True)
+    os._exit(1)
 
 
 def failure(rank: int, returncode: int) -> str:

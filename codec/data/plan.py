@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 from codec.atomic import atomic_write
 from codec.audio import AudioError
 from codec.data.inputs import Item, Listing, cast_value
+from codec.formats import printable, text_path
 from codec.pipeline.audiofile import audio_info
 
 # The leading underscore keeps it out of what pyarrow, Spark and `datasets` take for data files.
@@ -225,20 +226,21 @@ def _item_table(
 
 def _header(item: Item) -> tuple[int, int, str | None]:
     """``(sample_rate, num_samples or -1, None)``, or ``(0, -1, reason)`` when unreadable."""
+    path = text_path(item.path)
     try:
-        info = audio_info(item.path)
+        info = audio_info(path)
     except AudioError as err:
-        return 0, -1, reason(err, item.path)
+        return 0, -1, reason(err, path)
     except OSError as err:  # audio_info turns the usual ones into AudioError; be safe
         return 0, -1, f"cannot read ({err.strerror or err})"
     return info.sample_rate, -1 if info.num_samples is None else info.num_samples, None
 
 
 def reason(err: BaseException, path: str) -> str:
-    """An error's message without the leading ``PATH: `` the pipeline's errors carry."""
+    """An error's message without the leading ``PATH: `` the pipeline's errors carry (printable)."""
     text = " ".join(str(err).split()) or type(err).__name__
     prefix = f"{path}: "
-    return text[len(prefix) :] if text.startswith(prefix) else text
+    return printable(text[len(prefix) :] if text.startswith(prefix) else text)
 
 
 def save_plan(plan: Plan, folder: Path) -> Path:

@@ -1,7 +1,8 @@
 """Corpus tokenization: audio inputs -> Parquet shards of codes, on one or many processes.
 
 :func:`tokenize` runs one process's part of a run (every process of a distributed run calls
-it, see :mod:`codec.data.distributed`):
+it, see :mod:`codec.data.distributed`).  Rank 0 holds the output folder's lock throughout, so
+a second run into the same folder is refused at once:
 
 1. rank 0 lists the inputs and makes the plan, or finds the one a killed run left and checks
    it was made for the same inputs and options (:mod:`codec.data.plan`); a complete run
@@ -32,13 +33,23 @@ import torch
 from tqdm import tqdm
 
 from codec.api import Codec
-from codec.atomic import LOCK_SUFFIX, TEMP_MARK
+from codec.atomic import LOCK_SUFFIX, TEMP_MARK, locked
 from codec.data.distributed import Ranks, start
 from codec.data.encode import EncodeStats, encode_shard
 from codec.data.inputs import Listing, list_inputs
 from codec.data.options import TokenizeOptions, check_options
 from codec.data.plan import PLAN_NAME, Plan, load_plan, make_plan, plan_key, read_headers, save_plan
-from codec.data.shards import ERRORS_NAME, INDEX_NAME, SHARD_DIR, shard_info, shard_name, write_index
+from codec.data.shards import (
+    ERRORS_NAME,
+    INDEX_NAME,
+    SHARD_DIR,
+    forget_outputs,
+    remove_stray_shards,
+    reopen_if_damaged,
+    shard_info,
+    shard_name,
+    write_index,
+)
 from codec.exitcodes import UsageError, exit_status, message
 
 
@@ -92,7 +103,8 @@ def tokenize(opts: TokenizeOptions, ranks: Ranks | None = None) -> TokenizeRepor
     try:
         ranks = ranks or start(opts.device, opts.devices, opts.num_nodes)
         try:
-            return _tokenize(opts, ranks)
+            with _holding(opts.output, ranks):
+                return _tokenize(opts, ranks)
         finally:
             if own:
                 ranks.close()
@@ -126,6 +138,20 @@ def _tokenize(opts: TokenizeOptions, ranks: Ranks) -> TokenizeReport:
     if ranks.rank != 0:
         return report
     return _fill(report, finish(opts.output, plan, codec, k))
+
+
+@contextlib.contextmanager
+def _holding(out: Path, ranks: Ranks) -> Iterator[None]:
+    """Rank 0 holds the output folder's lock (:func:`codec.atomic.locked`) for the whole run, so
+    a second run into the same folder is refused before it reads or writes anything there (its
+    other processes are told, see :func:`_shared_errors`)."""
+    if ranks.rank != 0:
+        yield
+        return
+    with contextlib.ExitStack() as held:
+        with _shared_errors(ranks):
+            held.enter_context(locked(out))
+        yield
 
 
 class _Quiet(Exception):
@@ -164,6 +190,10 @@ def survey(opts: TokenizeOptions, codec: Codec, k: int, world_size: int) -> tupl
     plan = load_plan(out)
     if plan is None:
         _check_empty(out)
+        # Without its plan, nothing an earlier run left can be checked: its shards would
+        # still be read by tools that take the whole folder.
+        if forget_outputs(out):
+            print(f"codec: {out}: removed the shards of an earlier run whose plan is gone", file=sys.stderr)
         if world_size > 1:
             return ("plan", key), listing
         plan = make_plan(listing, key, _header_bar(opts))
@@ -173,8 +203,12 @@ def survey(opts: TokenizeOptions, codec: Codec, k: int, world_size: int) -> tupl
             f"{out}: holds another run ({_difference(plan.key, key)}); use --force to start over"
         )
     index = _read_json(out / INDEX_NAME)
-    if index is not None and index.get("plan") == plan.digest and _shards_present(out, index):
-        return ("done", index), listing
+    if index is not None and index.get("plan") == plan.digest:
+        damaged = reopen_if_damaged(out, index)  # every shard's size and sha256
+        for problem in damaged:
+            print(f"codec: {problem}; coding it again", file=sys.stderr)
+        if not damaged:
+            return ("done", index), listing
     return ("run", None), listing
 
 
@@ -235,19 +269,11 @@ def _header_bar(opts: TokenizeOptions, show: bool = True, ranks: int = 1) -> Cal
     return lambda items: _bar(opts, iterable=items, desc=desc, unit="file", show=show)
 
 
-def _shards_present(out: Path, index: dict[str, Any]) -> bool:
-    """Whether every shard the index lists is still there with its size (else it is redone)."""
-    for shard in index.get("shards", []):
-        path = out / shard["file"]
-        if not path.is_file() or path.stat().st_size != shard["bytes"]:
-            return False
-    return True
-
-
 def _encode_mine(opts: TokenizeOptions, codec: Codec, plan: Plan, k: int, ranks: Ranks) -> EncodeStats:
     sizes = plan.shard_sizes()
     mine = [s for s in range(ranks.rank, plan.num_shards, ranks.world_size)]
-    todo = [s for s in mine if shard_info(opts.output, plan, s, sizes[s]) is None]
+    # Committed shards are read in full against their page checksums: a damaged one is redone.
+    todo = [s for s in mine if shard_info(opts.output, plan, s, sizes[s], verify=True) is None]
     desc = "tokenizing" if ranks.world_size == 1 else f"tokenizing (rank 0 of {ranks.world_size})"
     bar = _bar(opts, total=sum(sizes[s] for s in todo), desc=desc, unit="file", show=ranks.rank == 0)
     stats = EncodeStats()
@@ -274,6 +300,7 @@ def finish(out: Path, plan: Plan, codec: Codec, k: int) -> dict[str, Any]:
         if info is None:
             raise OSError(f"{out / shard_name(s)}: missing after the run (a process failed; rerun to finish)")
         infos.append(info)
+    remove_stray_shards(out, plan.num_shards)
     model = {
         "name": codec.name,
         "fingerprint": codec.fingerprint,

@@ -17,6 +17,11 @@ a killed run leaves whole shards and at most some temporary files, which the nex
 the same name removes.  Codes are int16, frame-major: ``codes[f * K + k]`` is codebook ``k``
 of frame ``f``.  Shards are plain Parquet: pyarrow, Hugging Face ``datasets``, DuckDB, Spark
 and Polars read them as they are.
+
+Integrity: shards carry Parquet page checksums (a rerun after a kill reads the committed ones
+against them), ``index.json`` records each shard's size and sha256 (a rerun of a complete
+output and :class:`codec.data.TokenDataset` at open compare them: :func:`shard_problem`), and
+shards that cannot belong to the run (its plan deleted, past its last shard) are removed.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +42,7 @@ import pyarrow.parquet as pq
 
 from codec.atomic import atomic_write
 from codec.data.plan import ARROW_TYPES, Plan
+from codec.errors import InputError
 
 INDEX_NAME = "index.json"
 ERRORS_NAME = "errors.csv"
@@ -45,6 +52,11 @@ SHARD_META = b"codec.shard"
 
 
 SHARD_DIR = "shards"
+_SHARD_FILE = re.compile(r"shard-\d{5,}\.parquet")
+
+
+class ShardError(InputError):
+    """A shard of a tokenize output is missing, damaged, or not the one its index lists."""
 
 
 def shard_name(shard: int) -> str:
@@ -126,8 +138,13 @@ def write_shard(
     table = pa.table(data, schema=schema)
     path = folder / shard_name(shard)
     # Codes are high-entropy: stored uncompressed (memory-mappable, fast to read); the rest zstd.
+    # Page checksums let a rerun find a damaged shard before the index (and its sha256) exists.
     compression = {name: ("none" if name == "codes" else "zstd") for name in schema.names}
-    return atomic_write(path, lambda tmp: pq.write_table(table, tmp, compression=compression), ".parquet")
+
+    def write(tmp: Path) -> None:
+        pq.write_table(table, tmp, compression=compression, write_page_checksum=True)
+
+    return atomic_write(path, write, ".parquet")
 
 
 @dataclass(frozen=True)
@@ -139,18 +156,82 @@ class ShardInfo:
     errors: list[tuple[str, str, str]]
 
 
-def shard_info(folder: Path, plan: Plan, shard: int, planned: int) -> ShardInfo | None:
-    """The shard if it is committed, of this plan, and accounts for all ``planned`` items; else None."""
+def shard_info(folder: Path, plan: Plan, shard: int, planned: int, verify: bool = False) -> ShardInfo | None:
+    """The shard if it is committed, of this plan, and accounts for all ``planned`` items; else None.
+
+    ``verify``: also read every page against its checksum (a damaged shard is then None).
+    """
     path = folder / shard_name(shard)
     try:
         meta = json.loads(pq.read_schema(path).metadata[SHARD_META])
         rows = pq.read_metadata(path).num_rows
+        if verify:
+            pq.read_table(path, page_checksum_verification=True)
     except (OSError, KeyError, TypeError, ValueError, pa.ArrowException):
         return None
     errors = [tuple(e) for e in meta.get("errors", [])]
     if meta.get("plan") != plan.digest or meta.get("shard") != shard or rows + len(errors) != planned:
         return None
     return ShardInfo(shard, rows, errors)
+
+
+def shard_problem(folder: Path, entry: dict[str, Any], digest: bool = True) -> str | None:
+    """What is wrong with a shard ``index.json`` lists (``entry``), or None.
+
+    Checks that it is there with the size listed and, with ``digest``, its sha256.
+    """
+    path = Path(folder) / entry["file"]
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return f"{path}: missing (listed in {INDEX_NAME})"
+    except OSError as err:
+        return f"{path}: unreadable ({err.strerror})"
+    if size != entry["bytes"]:
+        return f"{path}: {size} bytes where {INDEX_NAME} lists {entry['bytes']} (damaged or replaced)"
+    if digest and sha256_file(path) != entry["sha256"]:
+        return f"{path}: contents differ from {INDEX_NAME}'s sha256 (damaged or replaced)"
+    return None
+
+
+def reopen_if_damaged(folder: Path, index: dict[str, Any]) -> list[str]:
+    """A rerun of a complete output: check every shard against the index.  When some are
+    missing or damaged, the output is made incomplete again (``index.json`` removed first,
+    then the damaged shards) so the run redoes them; returns what was wrong."""
+    folder = Path(folder)
+    try:
+        entries = _checked_shards(index, folder / INDEX_NAME)
+    except ValueError as err:  # the shards are then checked as after a killed run
+        (folder / INDEX_NAME).unlink(missing_ok=True)
+        return [str(err)]
+    damaged = [(entry, problem) for entry in entries if (problem := shard_problem(folder, entry))]
+    if damaged:
+        (folder / INDEX_NAME).unlink(missing_ok=True)
+        for entry, _ in damaged:
+            (folder / entry["file"]).unlink(missing_ok=True)
+    return [problem for _, problem in damaged]
+
+
+def forget_outputs(folder: Path) -> int:
+    """Remove the shards, ``errors.csv`` and ``index.json`` a run whose plan is gone left (their
+    rows cannot be checked against any plan); returns how many shards there were."""
+    folder = Path(folder)
+    (folder / INDEX_NAME).unlink(missing_ok=True)
+    shards = sorted((folder / SHARD_DIR).glob("shard-*.parquet"))
+    for path in shards:
+        path.unlink()
+    (folder / ERRORS_NAME).unlink(missing_ok=True)
+    return len(shards)
+
+
+def remove_stray_shards(folder: Path, num_shards: int) -> list[Path]:
+    """Shard files that are not one of the plan's ``num_shards`` (a bigger earlier run's, a
+    copy): dataset readers that take the whole folder would read them.  Removed; returns them."""
+    keep = {Path(shard_name(s)).name for s in range(num_shards)}
+    stray = [p for p in sorted((Path(folder) / SHARD_DIR).glob("shard-*.parquet")) if p.name not in keep]
+    for path in stray:
+        path.unlink(missing_ok=True)
+    return stray
 
 
 def sha256_file(path: Path) -> str:
@@ -220,4 +301,25 @@ def read_index(folder: str | Path) -> dict[str, Any]:
         raise ValueError(
             f"{path}: index version {index.get('version')} (this library reads {FORMAT_VERSION})"
         )
+    _checked_shards(index, path)
     return index
+
+
+def _checked_shards(index: dict[str, Any], path: Path) -> list[dict[str, Any]]:
+    """The index's shard entries, each checked (a file under ``shards/``, counts, a digest)."""
+    shards = index.get("shards")
+    if not isinstance(shards, list):
+        raise ValueError(f"{path}: no list of shards")
+    for n, entry in enumerate(shards):
+        ok = (
+            isinstance(entry, dict)
+            and isinstance(entry.get("file"), str)
+            and entry["file"].startswith(f"{SHARD_DIR}/")
+            and _SHARD_FILE.fullmatch(entry["file"][len(SHARD_DIR) + 1 :]) is not None
+            and all(type(entry.get(k)) is int and entry[k] >= 0 for k in ("rows", "bytes"))
+            and isinstance(entry.get("sha256"), str)
+            and re.fullmatch(r"[0-9a-f]{64}", entry["sha256"]) is not None
+        )
+        if not ok:
+            raise ValueError(f"{path}: shard entry {n} is malformed ({entry!r:.80})")
+    return shards

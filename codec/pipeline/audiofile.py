@@ -169,6 +169,39 @@ def load_audio(path: str | Path) -> Audio:
     return Audio(torch.cat(list(source.blocks()), dim=-1), source.sample_rate)
 
 
+def read_segment(path: str | Path, start: int, num_samples: int, info: AudioInfo | None = None) -> Audio:
+    """Read ``num_samples`` samples per channel from sample ``start``: ``wav [C, n]`` float32.
+
+    The checks of :func:`load_audio` hold for the part read: a file that ends before the
+    samples its header promises is truncated, NaN/Inf samples are refused.  ``n`` is less than
+    ``num_samples`` only where the file itself ends.  A file without a declared length (which
+    libsndfile cannot seek in) is read from its start.
+
+    Args:
+        path: the file.  start: first sample.  num_samples: samples to read.
+        info: the file's :func:`audio_info`, when already known.
+    """
+    info = info or audio_info(path)
+    if info.num_samples is None:
+        whole = load_audio(path).wav
+        return Audio(whole[:, start : start + num_samples].contiguous(), info.sample_rate)
+    try:
+        with quiet_native_stderr(), sf.SoundFile(os.fsencode(path)) as f:
+            f.seek(start)
+            data = _read(f, num_samples)
+    except _SF_ERRORS as err:
+        raise AudioError(f"{path}: not a readable audio file ({_short(err)})") from None
+    promised = max(0, min(num_samples, info.num_samples - start))
+    if data.shape[0] < promised:
+        raise AudioError(
+            f"{path}: truncated (header says {info.num_samples} samples, the data ends before "
+            f"{start + promised})"
+        )
+    if not np.isfinite(data).all():
+        raise AudioError(f"{path}: audio contains NaN or Inf samples")
+    return Audio(torch.from_numpy(np.ascontiguousarray(data.T)), info.sample_rate)
+
+
 def audio_file_complete(path: str | Path, sample_rate: int, channels: int, num_samples: int) -> bool:
     """Whether ``path`` is a whole, readable audio file of exactly this rate, channel count and
     length (every block read, so damage or truncation in any container shows)."""

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from codec.atomic import LOCK_SUFFIX, TEMP_MARK, clear_stale
 from codec.exitcodes import EXIT_BAD_INPUT, EXIT_OK, UsageError, exit_status
+from codec.formats import audio_files
 
 
 @dataclass(frozen=True)
@@ -55,16 +56,15 @@ class FolderReport:
 def folder_jobs(src: Path, dst: Path, suffixes: set[str], out_suffix: str) -> list[FolderJob]:
     """The jobs for every file under ``src`` whose suffix is in ``suffixes``.
 
-    Broken symbolic links with such a suffix are kept (their job fails and is reported), so a
-    dangling link is never skipped in silence.
+    Symbolic links to folders are followed (:func:`codec.formats.audio_files`), and broken
+    links with such a suffix are kept (their job fails and is reported), so nothing is skipped
+    in silence.
     """
     if dst.exists() and not dst.is_dir():
         raise UsageError(f"{dst}: not a folder (a folder input needs an output folder)")
-    inputs = sorted(
-        p
-        for p in src.rglob("*")
-        if p.suffix.lower() in suffixes and (p.is_file() or (p.is_symlink() and not p.exists()))
-    )
+    inputs = [
+        p for p in audio_files(src, frozenset(suffixes)) if p.is_file() or (p.is_symlink() and not p.exists())
+    ]
     if not inputs:
         raise UsageError(f"{src}: no input files found (looked for {', '.join(sorted(suffixes))})")
     jobs = [FolderJob(p, dst / p.relative_to(src).with_suffix(out_suffix)) for p in inputs]

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-DEFAULT_MODEL = "speech_16k"
+from codec.errors import InputError
+
+DEFAULT_MODEL = "lyra_rvq_16k"
 _HERE = Path(__file__).resolve().parent
 
 
-class NoBundledModelError(FileNotFoundError):
+class NoBundledModelError(InputError, FileNotFoundError):
     """The requested bundled model is not shipped with this installation."""
 
 

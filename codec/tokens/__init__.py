@@ -4,9 +4,10 @@
 * :mod:`codec.tokens.layout`: plain layout functions with inverses (flatten with per-level
   offsets, per-level delay patterns, masking of padded frames).
 * :mod:`codec.tokens.vocab`: :class:`TokenLayout`, the vocabulary with pad/begin/end tokens
-  outside the code ranges, for the flattened and the parallel (delayed) layouts.
-* :mod:`codec.tokens.step`: :class:`StepDecoder`, generated columns in, audio out as soon as
-  each frame is complete.
+  outside the code ranges (and an optional offset, to share one vocabulary with text), for
+  the flattened and the parallel (delayed) layouts, and the policy for reading tokens back.
+* :mod:`codec.tokens.step`: :class:`StepDecoder`, generated tokens (either layout) in, audio
+  out as soon as each frame is complete.
 """
 
 from codec.tokens.codes import Codes

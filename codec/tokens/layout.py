@@ -45,6 +45,21 @@ def check_int_tensor(x: object, dims: int, name: str) -> torch.Tensor:
     return x
 
 
+def as_int64(x: object, dims: int, name: str) -> torch.Tensor:
+    """:func:`check_int_tensor`, then int64: any integer dtype works, the unsigned ones included
+    (PyTorch has no min/max for uint16/32/64; a uint64 above the int64 range turns negative,
+    which every range check then refuses)."""
+    return check_int_tensor(x, dims, name).to(torch.long)
+
+
+def first_true(mask: torch.Tensor, default: int) -> torch.Tensor:
+    """``[B, N]`` bool -> ``[B]`` int64: the index of each row's first True, else ``default``."""
+    if mask.shape[-1] == 0:
+        return torch.full(mask.shape[:-1], default, dtype=torch.long, device=mask.device)
+    first = mask.to(torch.uint8).argmax(dim=-1)  # argmax returns the first of equal maxima
+    return torch.where(mask.any(dim=-1), first, torch.full_like(first, default))
+
+
 def staircase_delays(num_codebooks: int) -> tuple[int, ...]:
     """MusicGen's delays: level ``k`` waits ``k`` steps (``[0, 1, 2, ..., K - 1]``)."""
     return tuple(range(_positive("num_codebooks", num_codebooks)))
@@ -80,7 +95,7 @@ def flatten_codes(codes: torch.Tensor, codebook_size: int) -> torch.Tensor:
     Args: codes ``[B, K, F]``. Returns tokens ``[B, F * K]``: frame 0 level 0..K-1, frame 1, ...,
     where level ``k`` uses ids ``k * codebook_size .. (k + 1) * codebook_size - 1``.
     """
-    check_int_tensor(codes, 3, "codes")
+    codes = as_int64(codes, 3, "codes")
     k = codes.shape[1]
     offsets = torch.arange(k, device=codes.device)[None, :, None] * codebook_size
     return (codes + offsets).transpose(1, 2).reshape(codes.shape[0], -1)
@@ -89,7 +104,7 @@ def flatten_codes(codes: torch.Tensor, codebook_size: int) -> torch.Tensor:
 def unflatten_tokens(tokens: torch.Tensor, num_codebooks: int, codebook_size: int) -> torch.Tensor:
     """Inverse of :func:`flatten_codes`. Args: tokens ``[B, F * K]``. Returns codes ``[B, K, F]``."""
     _positive("num_codebooks", num_codebooks)
-    check_int_tensor(tokens, 2, "tokens")
+    tokens = as_int64(tokens, 2, "tokens")
     b, n = tokens.shape
     if n % num_codebooks:
         raise ValueError(f"token count {n} is not a multiple of num_codebooks={num_codebooks}")
@@ -172,8 +187,3 @@ def mask_frames(
     lengths = check_frame_lengths(frame_lengths, codes.shape[0], codes.shape[2])
     past = torch.arange(codes.shape[2])[None, :] >= lengths[:, None]
     return codes.masked_fill(past[:, None, :].to(codes.device), fill)
-
-
-def leading_frames(valid: torch.Tensor) -> torch.Tensor:
-    """``[B, F]`` bool -> ``[B]`` int64: how many frames each row has before its first invalid one."""
-    return valid.to(torch.long).cumprod(dim=1).sum(dim=1)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from codec import exitcodes
+from codec.configs import bundled_presets
 from codec.exitcodes import EXIT_OK, UsageError
 
 _MISSING_EXTRA = "training needs the train extra: pip install 'codec[train]'"
@@ -28,7 +29,9 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
         "torchrun or srun with --num-nodes M.",
     )
     p.add_argument(
-        "--config", required=True, help="preset YAML file or bundled preset name (debug, speech_16k)"
+        "--config",
+        required=True,
+        help=f"preset YAML file or bundled preset name ({', '.join(bundled_presets())})",
     )
     p.add_argument("--data", nargs="+", metavar="DIR", help="training folders or CSV/JSONL manifests")
     p.add_argument("--val-data", nargs="+", metavar="DIR", help="validation folders or manifests")
@@ -54,6 +57,7 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     p.add_argument("checkpoint", metavar="CKPT", help="a .ckpt file written by codec train")
     p.add_argument("-o", "--output", required=True, metavar="MODEL_DIR", help="model directory to write")
     p.add_argument("--no-ema", action="store_true", help="export the raw weights even if the run kept an EMA")
+    p.add_argument("--force", action="store_true", help="replace an existing model directory")
     p.add_argument(
         "--half",
         action="store_true",
@@ -164,7 +168,9 @@ def _export(args: argparse.Namespace) -> int:
     except ImportError:
         raise UsageError(_MISSING_EXTRA) from None
     dtype = torch.float16 if args.half else None
-    result = export_checkpoint(args.checkpoint, args.output, use_ema=not args.no_ema, dtype=dtype)
+    result = export_checkpoint(
+        args.checkpoint, args.output, use_ema=not args.no_ema, dtype=dtype, replace=args.force
+    )
     weights = "EMA" if result.used_ema else "raw"
     print(f"wrote {result.directory} (step {result.step}, {weights} weights)")
     return EXIT_OK

@@ -1,8 +1,11 @@
 """Training data: audio files from folders or manifests, random crops, a held-out validation set.
 
 Folders are searched for the audio suffixes every command picks up
-(:data:`codec.formats.AUDIO_SUFFIXES`); audio is downmixed to mono, resampled to the model
-rate and loudness-normalised (RMS, with a random jitter for training).
+(:data:`codec.formats.AUDIO_SUFFIXES`).  Files are read by the library's one reader
+(:mod:`codec.pipeline.audiofile`: a truncated or damaged file is refused when the data is
+listed, naming it) and resampled by its guarded resampler (:func:`codec.audio.resample`, whose
+filter stays a few MB whatever the rates); audio is downmixed to mono and loudness-normalised
+(RMS, with a random jitter for training).
 
 Training items are a pure function of ``(seed, rank, item index)``: item ``j`` of rank ``r``
 draws its file, crop and gain from a generator seeded by those numbers.  The data state is
@@ -20,13 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
-import numpy as np
-import soundfile as sf
 import torch
-import torchaudio.functional as AF
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from codec.formats import AUDIO_SUFFIXES, MANIFEST_SUFFIXES
+from codec.audio import AudioError, resample
+from codec.errors import InputError
+from codec.formats import MANIFEST_SUFFIXES, audio_files
+from codec.pipeline.audiofile import AudioInfo, audio_info, load_audio, read_segment
 from codec.train.config import DataConfig
 
 # Crops quieter than this (RMS, dBFS) are not amplified to the target level: it would only
@@ -34,18 +37,20 @@ from codec.train.config import DataConfig
 _SILENCE_DB = -60.0
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """Training data missing or unreadable; the message says which path and why."""
 
 
 @dataclass(frozen=True)
 class AudioFile:
-    """One file: its path, native rate, channels and length in samples per channel."""
+    """One file: its path, native rate, channels and length in samples per channel
+    (``declared``: by its header; else counted, and the file is read from its start)."""
 
     path: str
     sample_rate: int
     channels: int
     num_samples: int
+    declared: bool = True
 
     @property
     def seconds(self) -> float:
@@ -54,10 +59,13 @@ class AudioFile:
 
 def _probe(path: Path) -> AudioFile:
     try:
-        info = sf.info(str(path))
-    except (RuntimeError, sf.LibsndfileError) as err:
-        raise DataError(f"{path}: not readable audio ({err})") from None
-    return AudioFile(str(path), int(info.samplerate), int(info.channels), int(info.frames))
+        info = audio_info(path)
+        length = info.num_samples
+        if length is None:  # not declared in the header: count the samples once
+            length = load_audio(path).wav.shape[-1]
+    except AudioError as err:
+        raise DataError(f"not readable audio: {err}") from None
+    return AudioFile(str(path), info.sample_rate, info.channels, length, info.num_samples is not None)
 
 
 def _manifest_paths(manifest: Path) -> list[Path]:
@@ -91,7 +99,7 @@ def find_audio(sources: Sequence[str | Path]) -> list[AudioFile]:
     paths: list[Path] = []
     for source in map(Path, sources):
         if source.is_dir():
-            paths += [p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES]
+            paths += [p for p in audio_files(source) if p.is_file()]
         elif source.is_file() and source.suffix.lower() in MANIFEST_SUFFIXES:
             paths += _manifest_paths(source)
         elif source.is_file():
@@ -110,11 +118,12 @@ def read_audio(file: AudioFile, start: int, num_samples: int, sample_rate: int) 
 
     Returns ``[T]`` float32.
     """
-    data, _ = sf.read(file.path, start=start, frames=num_samples, dtype="float32", always_2d=True)
-    wav = torch.from_numpy(np.ascontiguousarray(data.mean(axis=1)))
-    if file.sample_rate != sample_rate:
-        wav = AF.resample(wav, file.sample_rate, sample_rate)
-    return wav
+    info = AudioInfo(file.sample_rate, file.channels, file.num_samples if file.declared else None)
+    try:
+        wav = read_segment(file.path, start, num_samples, info).wav.mean(0)
+    except AudioError as err:
+        raise DataError(f"not readable audio: {err}") from None
+    return resample(wav[None], file.sample_rate, sample_rate)[0]
 
 
 def normalize_loudness(wav: torch.Tensor, target_db: float) -> torch.Tensor:

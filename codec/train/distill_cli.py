@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from codec.configs import bundled_presets
 from codec.exitcodes import EXIT_OK, UsageError
 
 _MISSING_EXTRA = "distillation needs the train extra: pip install 'codec[train]'"
@@ -20,7 +21,11 @@ _MISSING_EXTRA = "distillation needs the train extra: pip install 'codec[train]'
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``codec distill`` (the training options of ``codec train`` where they apply)."""
     p.add_argument("--teacher", required=True, help="teacher model directory or bundled model name")
-    p.add_argument("--config", required=True, help="student preset YAML file or bundled preset name")
+    p.add_argument(
+        "--config",
+        required=True,
+        help=f"student preset YAML file or bundled preset name ({', '.join(bundled_presets())})",
+    )
     p.add_argument("-o", "--run-dir", required=True, metavar="RUN_DIR", help="checkpoints and logs")
     p.add_argument("--data", nargs="+", metavar="DIR", help="training folders or CSV/JSONL manifests")
     p.add_argument("--val-data", nargs="+", metavar="DIR", help="validation folders or manifests")

@@ -31,8 +31,9 @@ from codec.train.distill import (
     student_forward,
     teacher_targets,
 )
+from codec.train.export import check_resume
 from codec.train.module import CodecTrainingModule
-from codec.train.runner import RunOptions, build_trainer
+from codec.train.runner import RunOptions, build_trainer, flushing_denormals
 from codec.train.teacher_cache import DistillDataModule, TeacherCache, cache_identity
 from codec.train.warmstart import resolve_model_dir
 
@@ -160,9 +161,14 @@ def distill(preset: DistillPreset, teacher: str, options: RunOptions) -> Distill
         codec.config.ConfigError: an incompatible teacher, a cache made for something else.
         codec.checkpoint.CheckpointError: the teacher is not a model directory.
         codec.train.data.DataError: no usable training or validation audio.
+        codec.train.export.ExportError: ``options.resume`` is not a checkpoint of this student.
     """
+    with flushing_denormals():  # see codec.train.runner.flushing_denormals
+        return _distill(preset, teacher, options)
+
+
+def _distill(preset: DistillPreset, teacher: str, options: RunOptions) -> DistillationModule:
     L.seed_everything(preset.train.seed, workers=True, verbose=False)
-    torch.set_flush_denormal(True)  # see codec.train.runner.train
     cfg = preset.distill
     data = DistillDataModule(
         preset.train.data,
@@ -178,5 +184,7 @@ def distill(preset: DistillPreset, teacher: str, options: RunOptions) -> Distill
         cache = TeacherCache(folder, cache_identity(fingerprint, data, data.train_files))
     module = DistillationModule(preset.model, preset.train, cfg, teacher, cache)
     trainer = build_trainer(Preset(preset.model, preset.train), options)
+    if options.resume:
+        check_resume(options.resume, module, preset.model)
     trainer.fit(module, datamodule=data, ckpt_path=str(options.resume) if options.resume else None)
     return module

@@ -62,7 +62,9 @@ def test_spec_grammar() -> None:
         backends.parse("vorbis:x")
     with pytest.raises(backends.BackendError, match=r"Codec\.from_pretrained"):
         backends.load("ours:speech_16k")
-    assert Codec.from_pretrained("ours:speech_16k").fingerprint == Codec.from_pretrained().fingerprint
+    assert Codec.from_pretrained("ours:").fingerprint == Codec.from_pretrained().fingerprint
+    named = Codec.from_pretrained("ours:speech_16k")
+    assert named.fingerprint == Codec.from_pretrained("speech_16k").fingerprint
 
 
 @pytest.mark.parametrize("kind", KINDS)

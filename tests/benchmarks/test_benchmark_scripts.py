@@ -115,3 +115,16 @@ def test_parity_script_counts_streamed_codes(debug_codec: Codec) -> None:
     frames = -(-wav.shape[-1] // debug_codec.hop_length)
     assert total == frames * debug_codec.total_codebooks
     assert differ == 0
+
+
+def test_streaming_compare_script_times_presets_side_by_side(results: Path) -> None:
+    cmd = [sys.executable, str(REPO / "benchmarks" / "streaming" / "compare.py"), "--configs", "debug"]
+    cmd += ["single_codebook_16k", "--rounds", "2", "--frames", "3", "--warmup", "1"]
+    done = subprocess.run([*cmd, "--write-results", str(results)], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = results.read_text()
+    assert OTHER_SECTION in text and "## Streaming cost: next default model against today's" in text
+    header, body = table_rows(text, "preset")
+    assert [row[0] for row in body] == ["debug", "single_codebook_16k"]
+    assert body[0][header.index("ratio")] == "1.000" and float(body[1][header.index("ratio")]) > 0
+    assert "x the encode + decode cost of `debug` per frame" in text

@@ -75,3 +75,16 @@ def check_output(out: Path, codec: Codec, expected_ids: set[str], num_codebooks:
 
 def all_ids() -> set[str]:
     return {name for name, *_ in CLIPS}
+
+
+def flip_code_byte(shard: Path) -> None:
+    """Flip one bit near the end of a shard's codes column data (a code changes; the file still
+    parses, so only a checksum can tell)."""
+    meta = pq.ParquetFile(shard).metadata.row_group(0)
+    column = next(
+        meta.column(i) for i in range(meta.num_columns) if meta.column(i).path_in_schema.startswith("codes")
+    )
+    start = column.dictionary_page_offset or column.data_page_offset
+    data = bytearray(shard.read_bytes())
+    data[start + column.total_compressed_size - 3] ^= 0x01
+    shard.write_bytes(bytes(data))

@@ -9,7 +9,14 @@ import pyarrow.dataset as pads
 import pytest
 import torch
 
-from codec.data import IterableTokenDataset, TokenDataset, TokenizeOptions, tokenize
+from codec.data import (
+    IterableTokenDataset,
+    TokenDataset,
+    TokenizeOptions,
+    collate_tokens,
+    row_codes,
+    tokenize,
+)
 from tests.data.kit import CLIPS, all_ids, read_rows
 
 
@@ -37,6 +44,7 @@ def test_hugging_face_datasets_reads_the_shards(output, stored, tmp_path, monkey
     row = ds.filter(lambda r: r["id"] == "long")[0]
     codes = np.asarray(row["codes"]).reshape(row["num_frames"], row["num_codebooks"]).T
     assert np.array_equal(codes, stored["long"]["codes"])
+    assert torch.equal(row_codes(row), torch.from_numpy(stored["long"]["codes"]))  # [K, F], no reshaping
 
 
 def test_pyarrow_dataset_reads_the_shards(output) -> None:
@@ -108,3 +116,70 @@ def test_not_an_output(tmp_path) -> None:
     (tmp_path / "index.json").write_text("[1]")
     with pytest.raises(ValueError, match="not a `codec tokenize` index"):
         TokenDataset(tmp_path)
+
+
+def _start(full: np.ndarray, crop: torch.Tensor) -> int:
+    return next(s for s in range(full.shape[1]) if np.array_equal(full[:, s : s + crop.shape[1]], crop))
+
+
+def test_random_crops_differ_every_epoch_and_say_where_they_start(output, stored) -> None:
+    ids = [item["id"] for item in TokenDataset(output)]
+    long = ids.index("long")
+    ds = TokenDataset(output, max_frames=20, random_crop=True, seed=3)
+    full, rate = stored["long"]["codes"], ds.shards.frame_rate
+    starts = []
+    for _ in range(6):  # no set_epoch: each read (epoch) draws again
+        item = ds[long]
+        assert item["start_frame"] == _start(full, item["codes"]) and item["length"] == 20
+        assert item["start_time"] == pytest.approx(item["start_frame"] / rate)
+        starts.append(item["start_frame"])
+    assert len(set(starts)) > 1
+    again = TokenDataset(output, max_frames=20, random_crop=True, seed=3)
+    assert [again[long]["start_frame"] for _ in range(6)] == starts  # reproducible from the seed
+    short = ids.index("a/short")  # 5 frames: not cropped, starts at 0
+    assert (ds[short]["start_frame"], ds[short]["start_time"]) == (0, 0.0)
+
+
+def test_random_crops_differ_between_epochs_with_loader_workers(output) -> None:
+    ds = TokenDataset(output, max_frames=20, random_crop=True, seed=3)
+    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2)
+
+    def epochs() -> list[list[int]]:
+        torch.manual_seed(0)  # the loader draws each epoch's worker seed from torch's generator
+        return [[item["start_frame"] for item in loader] for _ in range(3)]
+
+    first = epochs()
+    assert first == epochs()  # reproducible
+    assert first[0] != first[1] or first[1] != first[2]  # yet not the same every epoch
+
+
+def test_collate_pads_items_of_any_length_with_their_lengths(output, stored) -> None:
+    ds = TokenDataset(output, max_frames=30)
+    loader = torch.utils.data.DataLoader(
+        ds, batch_size=4, collate_fn=lambda items: collate_tokens(items, pad_value=-7)
+    )
+    for batch in loader:
+        longest = int(batch["length"].max())
+        assert batch["codes"].dtype == torch.int64 and batch["codes"].shape[1:] == (4, longest)
+        assert batch["length"].dtype == torch.int64 and batch["start_frame"].tolist() == [0] * len(
+            batch["id"]
+        )
+        for i, name in enumerate(batch["id"]):
+            n = int(batch["length"][i])
+            assert np.array_equal(batch["codes"][i, :, :n].numpy(), stored[name]["codes"][:, :n])
+            assert (batch["codes"][i, :, n:] == -7).all()
+    with pytest.raises(ValueError, match="different codebook counts"):
+        collate_tokens([ds[0], TokenDataset(output, num_codebooks=2)[1]])
+
+
+@pytest.mark.parametrize("k", [-1, 0, 5, 2.0, True])
+def test_num_codebooks_out_of_range_is_refused(output, k) -> None:
+    for dataset in (TokenDataset, IterableTokenDataset):
+        with pytest.raises(ValueError, match="num_codebooks"):
+            dataset(output, num_codebooks=k)
+
+
+@pytest.mark.parametrize(("rank", "world"), [(5, 2), (2, 2), (-1, 2), (0, 0)])
+def test_a_rank_outside_the_world_is_refused(output, rank, world) -> None:
+    with pytest.raises(ValueError, match=r"rank|world_size"):
+        IterableTokenDataset(output, rank=rank, world_size=world)

@@ -15,7 +15,6 @@ from codec.audio import MAX_RATIO_PRODUCT, AudioError, resample, resample_ratio
 from codec.fileformat import read_codes, write_codes
 from codec.pipeline import encode_file
 from codec.pipeline.resample import BlockResampler
-from codec.streaming import StreamingError
 from codec.tokens import unflatten_tokens
 from tests.conftest import speech_like
 from tests.faults import kit as K
@@ -133,7 +132,7 @@ def test_closed_stdin_or_stdout(tmp_path, kit, argv, redirect, fragment) -> None
 def test_stream_encode_refuses_integer_and_bool_samples(debug_codec: Codec) -> None:
     stream = debug_codec.stream(1)
     for dtype in (torch.int16, torch.int32, torch.bool):
-        with pytest.raises(StreamingError, match="float samples"):
+        with pytest.raises(AudioError, match="float samples"):
             stream.encode(torch.ones(1, 1, 320, dtype=dtype))
 
 

@@ -1,15 +1,16 @@
-"""Regenerate the golden values that pin the bundled model (tests/test_golden.py).
+"""Regenerate the golden values that pin the bundled models (tests/test_golden.py).
 
-Run it only on purpose, when the bundled model has been retrained or replaced::
+Run it only on purpose, when a bundled model has been retrained or replaced::
 
-    python tests/golden/make_golden.py
+    python tests/golden/make_golden.py              # every model of MODELS
+    python tests/golden/make_golden.py lyra_rvq_16k # one of them
 
-It encodes the model's example clip and writes, next to this script:
+For each model it encodes the model's example clip and writes, next to this script:
 
-* ``speech_16k_example.cdc``: the clip's codes as a token file (it records the weights
+* ``NAME_example.cdc``: the clip's codes as a token file (it records the weights
   fingerprint), and
-* ``speech_16k_example.json``: a summary of those codes decoded (energy of every frame and
-  the first samples), with the fingerprint and how the values were made.
+* ``NAME_example.json``: a summary of those codes decoded (energy of every frame and the
+  first samples), with the fingerprint and how the values were made.
 
 The test compares a fresh encode and decode against them, so a change of the weights or of
 the numerics (which would silently change how old token files decode) fails until these
@@ -32,8 +33,8 @@ from codec.fileformat import write_codes
 
 HERE = Path(__file__).resolve().parent
 MODEL = pretrained.DEFAULT_MODEL
-CODES_FILE = HERE / f"{MODEL}_example.cdc"
-SUMMARY_FILE = HERE / f"{MODEL}_example.json"
+# The default, and every earlier default: their token files must keep decoding as they did.
+MODELS = tuple(dict.fromkeys((MODEL, "speech_16k")))
 HEAD_SAMPLES = 640  # two frames at 16 kHz / hop 320, stored exactly
 
 
@@ -46,20 +47,33 @@ def summarize(wav: torch.Tensor, hop_length: int) -> dict[str, list[float]]:
     }
 
 
-def example(codec: Codec) -> tuple[torch.Tensor, int]:
-    """The bundled model's example clip, mono ``[1, 1, T]``, and its rate."""
-    audio = load_audio(pretrained.model_dir(MODEL) / "example.flac")
+def codes_file(model: str) -> Path:
+    return HERE / f"{model}_example.cdc"
+
+
+def summary_file(model: str) -> Path:
+    return HERE / f"{model}_example.json"
+
+
+def example(model: str) -> tuple[torch.Tensor, int]:
+    """A bundled model's example clip, mono ``[1, 1, T]``, and its rate."""
+    audio = load_audio(pretrained.model_dir(model) / "example.flac")
     return audio.wav[:1][None], audio.sample_rate
 
 
 def main() -> None:
-    codec = Codec.from_pretrained(MODEL)
-    wav, sr = example(codec)
+    for model in sys.argv[1:] or MODELS:
+        make(model)
+
+
+def make(model: str) -> None:
+    codec = Codec.from_pretrained(model)
+    wav, sr = example(model)
     codes = codec.encode(wav, sr)
-    write_codes(CODES_FILE, codes)
+    write_codes(codes_file(model), codes)
     decoded = codec.decode(codes)[0, 0]
     summary = {
-        "model": MODEL,
+        "model": model,
         "fingerprint": codec.fingerprint,
         "num_frames": codes.num_frames,
         "num_samples": int(codes.lengths[0]),
@@ -67,8 +81,10 @@ def main() -> None:
         "torch": torch.__version__,
         **summarize(decoded, codec.hop_length),
     }
-    SUMMARY_FILE.write_text(json.dumps(summary, indent=1) + "\n")
-    print(f"wrote {CODES_FILE.name} and {SUMMARY_FILE.name} for weights {codec.fingerprint[:12]}")
+    summary_file(model).write_text(json.dumps(summary, indent=1) + "\n")
+    print(
+        f"wrote {codes_file(model).name} and {summary_file(model).name} for weights {codec.fingerprint[:12]}"
+    )
 
 
 if __name__ == "__main__":

@@ -33,6 +33,22 @@ def test_parsers_do_not_import_lightning():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_train_help_and_the_readme_list_every_bundled_preset():
+    repo = Path(__file__).resolve().parents[2]
+    presets = sorted(p.stem for p in (repo / "configs").glob("*.yaml"))
+    assert len(presets) >= 6
+    parser = argparse.ArgumentParser(prog="codec")
+    sub = parser.add_subparsers()
+    text = " ".join(cli.add_train_parser(sub).format_help().split())  # argparse wraps lines
+    distill = " ".join(cli.add_distill_parser(sub).format_help().split())
+    readme = (repo / "README.md").read_text()
+    listed = readme.split("**Presets**", 1)[1].split("\n- **", 1)[0]  # the Training section's list
+    layout = readme.split("\nconfigs/ ", 1)[1].split("\nbenchmarks/", 1)[0]  # the Layout section's entry
+    for name in presets:
+        assert name in text and name in distill, name
+        assert f"`{name}`" in listed and name in layout, name
+
+
 def _one_line_error(capsys) -> str:
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "Traceback" not in err, err

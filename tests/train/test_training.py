@@ -147,3 +147,33 @@ def test_a_run_ending_off_the_checkpoint_grid_saves_its_last_step(tmp_path, audi
     assert names == ["last.ckpt", "step0000025.ckpt", "step0000030.ckpt"]
     last = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert last["global_step"] == 30
+
+
+def test_last_ckpt_is_the_newest_step_and_keep_last_holds_across_resumes(tmp_path, audio_dir, val_dir):
+    """A short run, then two resumes (the README's resume-then-export recipe): last.ckpt always
+    holds the newest step, and only keep_last step files stay (debug: every 25 steps, keep 2)."""
+    ckpts = tmp_path / "checkpoints"
+
+    def run(max_steps: int, resume: bool) -> None:
+        preset = debug_preset(audio_dir, val_dir, max_steps=max_steps)
+        options = RunOptions(
+            run_dir=tmp_path,
+            accelerator="cpu",
+            progress_bar=False,
+            resume=ckpts / "last.ckpt" if resume else None,
+        )
+        train(preset, options)
+
+    def step_of(name: str) -> int:
+        return torch.load(ckpts / name, weights_only=True, map_location="cpu")["global_step"]
+
+    run(4, resume=False)
+    assert sorted(p.name for p in ckpts.iterdir()) == ["last.ckpt", "step0000004.ckpt"]  # no last-v1
+    run(30, resume=True)
+    assert sorted(p.name for p in ckpts.iterdir()) == ["last.ckpt", "step0000025.ckpt", "step0000030.ckpt"]
+    assert step_of("last.ckpt") == 30
+    run(50, resume=True)
+    assert sorted(p.name for p in ckpts.iterdir()) == ["last.ckpt", "step0000030.ckpt", "step0000050.ckpt"]
+    assert (
+        step_of("last.ckpt") == 50 and export_checkpoint(ckpts / "last.ckpt", tmp_path / "model").step == 50
+    )

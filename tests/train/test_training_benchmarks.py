@@ -99,3 +99,15 @@ def test_oracle_swaps_take_each_part_from_the_right_signal():
     torch.testing.assert_close(same, ref, atol=1e-5, rtol=0)
     gl = griffin_lim(_stft(ref).abs(), 8000, iters=32)
     assert (_stft(gl).abs() - _stft(ref).abs()).norm() / _stft(ref).abs().norm() < 0.5
+
+
+def test_speed_benchmark_times_variants_side_by_side(tmp_path, audio_dir):
+    results = tmp_path / "RESULTS.md"
+    args = [sys.executable, "-m", "benchmarks.training.speed", "--base", "debug", "--data", str(audio_dir)]
+    args += ["--variants", "today", "v2_fp32", "--steps", "32", "--rounds", "1", "--batch-size", "2"]
+    _run(*args, "--segment-seconds", "0.5", "--write-results", str(results))
+    text = results.read_text()
+    assert "## Training speed (steps per hour)" in text
+    rows = [line.split("|") for line in text.splitlines() if line.startswith(("| today |", "| v2_fp32 |"))]
+    assert [r[1].strip() for r in rows] == ["today", "v2_fp32"]
+    assert rows[0][-2].strip() == "1.00" and float(rows[1][3]) > 0  # speed-up of the first; s/step

@@ -1,0 +1,96 @@
+"""The long run's tools, end to end on the debug model: start, status, save, a restart from the
+saved weights when the run folder is gone, and a curve row with its RESULTS section and plot.
+
+Run as a user runs them (child processes from the repository root), for a few steps each.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from benchmarks.training.longrun import checkpoints, pid_alive, run_for
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _tool(module: str, *args: str, paths: list[str]) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", f"benchmarks.training.{module}", *args, *paths],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def _preset(tmp_path: Path, audio: Path, val: Path) -> Path:
+    doc = yaml.safe_load((REPO / "configs" / "debug.yaml").read_text())
+    doc["model"]["name"] = "longrun_debug"
+    train = doc["train"]
+    train.update(max_steps=12, ema_decay=0.9)
+    train["data"].update(train=[str(audio)], val=[str(val)])
+    train["checkpoint"] = {"every_n_steps": 6, "keep_last": 2}
+    train["logging"].update(every_n_steps=2, val_every_n_steps=1000)
+    train["discriminator"]["start_step"] = None
+    path = tmp_path / "preset.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def _wait(run, timeout_s: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while pid_alive(run) is not None:
+        assert time.monotonic() < deadline, "the run did not end"
+        time.sleep(1.0)
+
+
+def test_run_starts_resumes_from_saved_weights_and_its_curve_is_written(tmp_path, audio_dir, val_dir):
+    preset = _preset(tmp_path, audio_dir, val_dir)
+    runs, home = tmp_path / "runs", tmp_path / "home"
+    paths = ["--preset", str(preset), "--runs", str(runs), "--home", str(home)]
+    run = run_for(preset, runs, home)
+
+    assert "started a new run folder from the preset" in _tool("longrun", "start", paths=paths)
+    _wait(run)
+    assert [s for s, _ in checkpoints(run)] == [6, 12]
+    assert "not running" in _tool("longrun", "status", paths=paths)
+    assert "step 12 (this run folder: 12" in _tool("longrun", "status", paths=paths)
+
+    assert "step 12" in _tool("longrun", "save", paths=paths)
+    assert json.loads((home / "longrun_debug" / "state.json").read_text())["step"] == 12
+    assert (home / "longrun_debug" / "weights" / "model.safetensors").exists()
+
+    # The machine lost the run folder: the next start continues from the saved weights, and
+    # its steps count after the saved step.
+    subprocess.run(["rm", "-r", str(run.folder)], check=True)
+    assert "started a new run folder from" in _tool("longrun", "start", paths=paths)
+    _wait(run)
+    started = yaml.safe_load((run.folder / "preset.yaml").read_text())
+    assert started["train"]["init_from"] == str((home / "longrun_debug" / "weights").resolve())
+    assert "step 24 (this run folder: 12" in _tool("longrun", "status", paths=paths)
+
+    # A second start resumes the run folder's newest checkpoint rather than starting afresh.
+    out = _tool("longrun", "start", paths=[*paths])
+    assert "resumed from" in out and "step0000012.ckpt" in out
+    _wait(run)
+
+    results = tmp_path / "RESULTS.md"
+    ckpt = str(checkpoints(run)[-1][1])
+    args = ["--dev", str(val_dir), "--bitrates", "0.6,1.2", "--results", str(results)]
+    _tool("curve", "eval", ckpt, *args, paths=paths)
+    rows = json.loads((home / "longrun_debug" / "curve.json").read_text())
+    assert [r["step"] for r in rows] == [24] and set(rows[0]["kbps"]) == {"0.6", "1.2"}
+    assert rows[0]["kbps"]["1.2"]["pesq_wb"]["mean"] > 0 and rows[0]["cpu_hours"] > 0
+    text = results.read_text()
+    assert "## Default model v2: learning curve" in text and "| 24 |" in text
+    assert (home / "longrun_debug" / "curve.png").stat().st_size > 1000
