@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from codec.backends.base import Backend
+from codec.errors import CodesError
 from codec.streaming import StreamFlush, StreamingError, check_codes
 from codec.tokens.codes import Codes
 
@@ -101,7 +102,7 @@ class MimiStream:
         if isinstance(codes, Codes):
             self.backend._check_codes_match(codes)
             if (codes.batch_size, codes.channels) != (self.batch_size, self.channels):
-                raise ValueError(
+                raise CodesError(
                     f"codes hold {codes.batch_size} items of {codes.channels} channels, this stream "
                     f"{self.batch_size} of {self.channels}"
                 )
