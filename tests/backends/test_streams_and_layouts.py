@@ -114,3 +114,20 @@ def test_step_decoder_equals_decoding_each_item(kind: str, loaded) -> None:
         alone = b.decode(codes.codes[i : i + 1, :, :n])[0]
         assert _relative(audio[i, :, : n * b.hop_length], alone) < 1e-5
         assert not audio[i, :, n * b.hop_length :].any()
+
+
+@pytest.mark.parametrize("kind", ["dac", "mimi"])
+def test_step_decoder_takes_the_flattened_layout(kind: str, loaded) -> None:
+    b = loaded[kind]
+    wav = torch.stack([speech_like(4 * b.hop_length, b.sample_rate, seed=s) for s in (11, 12)])
+    codes = b.encode(wav, b.sample_rate)
+    layout = TokenLayout(b.total_codebooks, b.codebook_size, flat=True)
+    tokens = layout.to_tokens(codes.codes, torch.tensor([4, 2]))  # [B, 1 + F * K + 1]
+    decoder = StepDecoder(b, layout, batch_size=2)
+    parts = [decoder.step(tokens[:, i]) for i in range(1, tokens.shape[-1])]
+    done = decoder.flush()
+    audio = torch.cat([*parts, done.wav], dim=-1)
+    assert done.frame_lengths.tolist() == [4, 2] and audio.shape == (2, 1, 4 * b.hop_length)
+    for i, n in enumerate((4, 2)):
+        alone = b.decode(codes.codes[i : i + 1, :, :n])[0]
+        assert _relative(audio[i, :, : n * b.hop_length], alone) < 1e-5
