@@ -11,9 +11,9 @@ Each evaluation exports the checkpoint (the EMA weights, float32) to a temporary
 and runs ``codec bench quality DEV --codec ours:DIR --bitrates 1.5,3,6`` on one thread; the
 scores (mean and 95% confidence half-width over the files) join
 ``benchmarks/training/longrun/<name>/curve.json`` with the step and the CPU-hours the run had
-trained by then.  ``report`` writes the "Default model v2: learning curve" section of
+trained by then.  ``report`` writes the "Learning curve: <name>" section of
 ``benchmarks/RESULTS.md`` and ``curve.png`` beside ``curve.json``, with Lyra v2's and the
-bundled model's dev figures (from the committed reconstruction report) as reference lines.
+bundled models' dev figures (from the committed dev reports) as reference lines.
 """
 
 from __future__ import annotations
@@ -30,11 +30,15 @@ from pathlib import Path
 from benchmarks.training.longrun import Run, add_run_args, checkpoints, origin, progress, run_for
 from codec.bench import harness
 
-SECTION = "Default model v2: learning curve"
+SECTION = "Learning curve: {name}"
 EVERY = 5000
 BITRATES = ("1.5", "3", "6")
 METRICS = {"pesq_wb": "PESQ-wb", "stoi": "STOI", "si_sdr": "SI-SDR (dB)", "mel_distance": "mel distance"}
-REFERENCE = Path("benchmarks") / "reconstruction" / "report" / "summary.json"
+# Committed dev reports whose bundled models and Lyra v2 are the reference lines (first wins).
+REFERENCES = (
+    Path("benchmarks") / "lyra" / "report" / "summary.json",
+    Path("benchmarks") / "reconstruction" / "report" / "summary.json",
+)
 DEV = Path("..") / "shared" / "data" / "dev"
 
 
@@ -99,12 +103,15 @@ def add_row(run: Run, row: dict) -> None:
 
 def references() -> dict[str, list[tuple[float, float]]]:
     """``{codec label: [(kbps, PESQ-wb)]}`` of the committed dev report (bundled model, Lyra v2)."""
-    if not REFERENCE.exists():
-        return {}
     out: dict[str, list[tuple[float, float]]] = {}
-    for s in json.loads(REFERENCE.read_text())["settings"]:
-        if s["kind"] in ("ours", "lyra"):
-            out.setdefault(s["codec"], []).append((s["kbps"], s["metrics"]["pesq_wb"]["mean"]))
+    for path in REFERENCES:
+        if not path.exists():
+            continue
+        found: dict[str, list[tuple[float, float]]] = {}
+        for s in json.loads(path.read_text())["settings"]:
+            if s["kind"] in ("ours", "lyra") and s["codec"] not in out:
+                found.setdefault(s["codec"], []).append((s["kbps"], s["metrics"]["pesq_wb"]["mean"]))
+        out.update(found)
     return out
 
 
@@ -172,8 +179,9 @@ def report(run: Run, results: Path = harness.RESULTS_PATH) -> str:
     ]
     if png:
         body += ["", f"![PESQ-wb by step]({os.path.relpath(png, results.parent)})"]
-    harness.write_section(SECTION, "\n".join(body), results)
-    return f"{len(rows)} evaluations -> {results} ({SECTION})"
+    section = SECTION.format(name=run.name)
+    harness.write_section(section, "\n".join(body), results)
+    return f"{len(rows)} evaluations -> {results} ({section})"
 
 
 def _cell(stat: dict, metric: str) -> str:

@@ -92,5 +92,5 @@ def test_run_starts_resumes_from_saved_weights_and_its_curve_is_written(tmp_path
     assert [r["step"] for r in rows] == [24] and set(rows[0]["kbps"]) == {"0.6", "1.2"}
     assert rows[0]["kbps"]["1.2"]["pesq_wb"]["mean"] > 0 and rows[0]["cpu_hours"] > 0
     text = results.read_text()
-    assert "## Default model v2: learning curve" in text and "| 24 |" in text
+    assert "## Learning curve: longrun_debug" in text and "| 24 |" in text
     assert (home / "longrun_debug" / "curve.png").stat().st_size > 1000
