@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from codec.config import CodecConfig, QuantizerConfig
+from codec.errors import InputError
 from codec.model import CodecModel, build_model
 from codec.modules.lyra import LATENT_DIM, LyraDecoder, LyraEncoder
 from codec.modules.soundstream import CausalConv, CausalConvTranspose
@@ -37,7 +38,7 @@ ENCODER_FILE, DECODER_FILE = "soundstream_encoder.tflite", "lyragan.tflite"
 _CONV_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV")
 
 
-class LyraWeightsError(ValueError):
+class LyraWeightsError(InputError):
     """A TFLite file does not hold the Lyra v2 graph these modules expect."""
 
 

@@ -16,7 +16,7 @@ from codec.config import ConfigError
 from codec.lyra import fit_residual_kmeans, lyra_config
 from codec.model import build_model
 from codec.pretrained import available
-from tests.conftest import speech_like, stream_codes
+from tests.conftest import speech_like, stream_codes, threads
 
 HOP = 320
 
@@ -66,14 +66,19 @@ def test_future_input_never_changes_past_codes_or_audio(codec: Codec) -> None:
     assert torch.equal(codec.decode(a)[..., : 10 * HOP], codec.decode(mixed)[..., : 10 * HOP])
 
 
-def test_padded_batch_items_get_their_own_codes_and_audio(codec: Codec) -> None:
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_padded_batch_items_get_their_own_codes_and_audio(codec: Codec, n_threads: int) -> None:
+    """Bit for bit on one thread; on two, the library convolutions split a batch differently
+    from one item, so the audio may differ in the last bits (codes never did here)."""
     clips = [speech_like(n, seed=s)[0] for n, s in ((9000, 1), (4100, 2), (640, 3))]
-    batch = codec.encode(clips, 16000)
-    audio = codec.decode(batch)
-    for i, clip in enumerate(clips):
-        alone = codec.encode(clip[None, None], 16000)
-        assert torch.equal(batch.item(i).codes, alone.codes)
-        assert torch.equal(audio[i, :, : clip.shape[-1]], codec.decode(alone)[0])
+    with threads(n_threads):
+        batch = codec.encode(clips, 16000)
+        audio = codec.decode(batch)
+        for i, clip in enumerate(clips):
+            alone = codec.encode(clip[None, None], 16000)
+            assert torch.equal(batch.item(i).codes, alone.codes)
+            diff = (audio[i, :, : clip.shape[-1]] - codec.decode(alone)[0]).abs().max()
+            assert diff == 0 if n_threads == 1 else diff <= 1e-5
 
 
 def test_first_k_codebooks_are_the_lower_bitrate_encoding(codec: Codec) -> None:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import yaml
 
-PRESET = Path("configs") / "lyra_rvq_16k_v2.yaml"
+PRESET = Path("configs") / "speech_16k_v2.yaml"
 HOME = Path("benchmarks") / "training" / "longrun"  # committed: warm-start weights, curve
 RUNS = Path("runs")
 # A gap between two logged steps longer than this is a pause (machine stopped), not training.
