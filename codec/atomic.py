@@ -46,6 +46,10 @@ class OutputBusyError(OutputError):
     """Another process is writing the same output right now."""
 
 
+class OutputExistsError(OutputError):
+    """The output exists and may not be replaced (the command line adds how to replace it)."""
+
+
 def default_mode() -> int:
     """Permissions of a newly created file under the current umask (``0o666 & ~umask``)."""
     mask = os.umask(0)
@@ -58,7 +62,7 @@ class Output:
 
     Args:
         path: the destination.
-        replace: allow replacing an existing file (``--force``); otherwise an existing file,
+        replace: allow replacing an existing file; otherwise an existing file,
             or one that appears before the commit, is an error.
         suffix: ending of the temporary name (libraries that pick a format by extension).
     """
@@ -185,16 +189,12 @@ class Output:
         try:
             os.link(self.tmp, self.path)
         except FileExistsError:
-            raise OutputError(
-                errno.EEXIST, "already exists (use --force to replace it)", str(self.path)
-            ) from None
+            raise OutputExistsError(errno.EEXIST, "already exists", str(self.path)) from None
         except OSError as err:
             if err.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
                 raise
             if self.path.exists():  # no hard links here: the lock still keeps codec writers apart
-                raise OutputError(
-                    errno.EEXIST, "already exists (use --force to replace it)", str(self.path)
-                ) from None
+                raise OutputExistsError(errno.EEXIST, "already exists", str(self.path)) from None
             os.replace(self.tmp, self.path)
             return
         self.tmp.unlink()
@@ -290,12 +290,12 @@ def staged_dir(path: str | Path, replace: bool = False) -> Iterator[Path]:
             _ = shutil.rmtree(old) if target.exists() else os.rename(old, target)
         shutil.rmtree(staging, ignore_errors=True)
         if target.exists() and not replace:
-            raise OutputError(errno.EEXIST, "already exists (use --force to replace it)", str(target))
+            raise OutputExistsError(errno.EEXIST, "already exists", str(target))
         staging.mkdir()
         yield staging
         if target.exists():
             if not replace:
-                raise OutputError(errno.EEXIST, "already exists (use --force to replace it)", str(target))
+                raise OutputExistsError(errno.EEXIST, "already exists", str(target))
             os.rename(target, old)
             os.rename(staging, target)
             shutil.rmtree(old)

@@ -12,7 +12,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -26,7 +26,7 @@ from codec.atomic import clear_stale
 from codec.audio import AudioError, resampled_length
 from codec.backends import KINDS
 from codec.backends.base import Backend
-from codec.exitcodes import UsageError, report
+from codec.exitcodes import EXIT_BAD_INPUT, EXIT_OK, UsageError, exit_status, report
 from codec.fileformat import EXTENSION, MODEL_NAME, STREAM_EXTENSION, StreamHeader
 from codec.formats import AUDIO_SUFFIXES
 from codec.pipeline import folder
@@ -41,6 +41,7 @@ from codec.pipeline.audiofile import (
 from codec.pipeline.pcm import PcmSink, PcmSource
 from codec.pipeline.run import decode, encode
 from codec.pipeline.tokenio import (
+    ModelMismatchError,
     TokenFileSink,
     TokenSource,
     TokenStreamSink,
@@ -101,7 +102,10 @@ def model_for(
                     f"({have}); pass {_model_hint(header.model)}"
                 )
             cache[key] = Codec.from_pretrained(pretrained.model_dir(header.model), device=args.device)
-    check_header(cache[key], header, name)
+    try:
+        check_header(cache[key], header, name)
+    except ModelMismatchError as err:
+        raise ModelMismatchError(f"{err}; pass the right --model") from None
     return cache[key]
 
 
@@ -358,16 +362,27 @@ def _run_folder(
                 yield item
                 bar.update(1)
 
-        result = folder.run_folder(
-            jobs, lambda j, replace: work.run(j.source, j.target, replace), args.force, args.skip_existing,
-            work.complete, say, tick,
-        )  # fmt: skip
+        try:
+            result = folder.run_folder(
+                jobs, lambda j, replace: work.run(j.source, j.target, replace), args.force,
+                args.skip_existing, work.complete, say, tick,
+            )  # fmt: skip
+        except folder.ExistingOutputsError as err:
+            raise UsageError(f"{err}; use --force to replace or --skip-existing") from None
     if result.failed:
         print(
             f"codec: {len(result.failed)} of {result.total} files failed (the others were written)",
             file=sys.stderr,
         )
-    return result.status
+    return worst_status(err for _, err in result.failed)
+
+
+def worst_status(errors: Iterable[BaseException]) -> int:
+    """0, or the worst failure's exit status (1 internal/I-O beats 2 bad input)."""
+    codes = {exit_status(err) for err in errors}
+    if not codes:
+        return EXIT_OK
+    return min(codes) if min(codes) == 1 else EXIT_BAD_INPUT
 
 
 def run_info(args: argparse.Namespace) -> int:

@@ -26,9 +26,13 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 
-from codec.atomic import OutputError
+from codec.atomic import OutputError, OutputExistsError
 from codec.errors import InputError
 from codec.errors import UsageError as UsageError  # re-exported: the commands raise it from here
+
+# What the command line adds to a library error it reports: how to get past it with an option
+# (the library itself never names command-line options).
+_ADVICE: dict[type[BaseException], str] = {OutputExistsError: " (use --force to replace it)"}
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_SIGPIPE = 128 + signal.SIGPIPE
@@ -62,11 +66,16 @@ def message(err: BaseException) -> str:
     if isinstance(err, OSError) and err.strerror and not isinstance(err, InputError):
         text = f"{err.filename}: {err.strerror}" if err.filename else err.strerror
         kind = "I/O error" if not isinstance(err, OutputError) else "error"
-        return _one_line(f"{kind}: {text}")
+        return _one_line(f"{kind}: {text}{advice(err)}")
     text = str(err) or type(err).__name__
     if exit_status(err) == EXIT_ERROR:
         return _one_line(f"internal error: {type(err).__name__}: {text} (run with --debug for the traceback)")
-    return _one_line(f"error: {text}")
+    return _one_line(f"error: {text}{advice(err)}")
+
+
+def advice(err: BaseException) -> str:
+    """What the command line says after the library's message for ``err`` ("" for most errors)."""
+    return next((text for cls, text in _ADVICE.items() if isinstance(err, cls)), "")
 
 
 def report(err: BaseException) -> int:

@@ -76,14 +76,18 @@ def child_argv(args: argparse.Namespace) -> list[str]:
 
 def run_tokenize(args: argparse.Namespace) -> int:
     """Run the command; prints the summary on stdout (rank 0), and waits for the processes it started."""
+    from codec import exitcodes
+    from codec.commands import load_codec
     from codec.data.launch import LocalGroup, failure, orphaned, parent_gone, shell_status
-    from codec.data.run import _Quiet, tokenize
+    from codec.data.run import RunFailed, tokenize
 
     group = getattr(args, "local_group", None) or LocalGroup()
     try:
-        report = tokenize(_options(args))
-    except _Quiet as done:  # rank 0 has printed the error (its own, or another process's)
-        return group.wait(done.status)
+        report = tokenize(_options(args), load=load_codec)
+    except RunFailed as failed:  # one process reports the error (its own, or another's) for all
+        if failed.report:
+            exitcodes.report(failed.error)
+        return group.wait(exitcodes.exit_status(failed.error))
     except BaseException as err:
         # A process of this node that died (killed, out of memory) shows here as the group's
         # error (gloo: "Connection closed by peer"): report the process, not the symptom.

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import torch
 import torch.distributed as dist  # loaded by `import torch` already
 
-from codec.exitcodes import UsageError
+from codec.errors import UsageError
 
 # Launchers that start every process themselves (Fabric then only joins their group): the
 # number of processes they started.

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from codec.exitcodes import UsageError
+from codec.errors import UsageError
 from codec.formats import MANIFEST_SUFFIXES, audio_files, path_text, printable
 
 # Columns every output row has; a manifest's metadata may not reuse these names.

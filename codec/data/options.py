@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from codec.exitcodes import UsageError
+from codec.errors import UsageError
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ killed run is ever read as data (temporary files are ignored and removed by the 
 from __future__ import annotations
 
 import contextlib
+import pickle
 import shutil
 import sys
 import time
@@ -34,6 +35,7 @@ from tqdm import tqdm
 
 from codec.api import Codec
 from codec.atomic import LOCK_SUFFIX, TEMP_MARK, locked
+from codec.backends.base import Backend
 from codec.data.distributed import Ranks, start
 from codec.data.encode import EncodeStats, encode_shard
 from codec.data.inputs import Listing, list_inputs
@@ -50,7 +52,10 @@ from codec.data.shards import (
     shard_name,
     write_index,
 )
-from codec.exitcodes import UsageError, exit_status, message
+from codec.errors import InputError, UsageError
+
+# Loads the model a run names (``--model``: a bundled name, a folder or ``KIND:REF``) on a device.
+Loader = Callable[[str | None, Any], Backend]
 
 
 @dataclass
@@ -91,11 +96,17 @@ class TokenizeReport:
         return text
 
 
-def tokenize(opts: TokenizeOptions, ranks: Ranks | None = None) -> TokenizeReport:
+def tokenize(opts: TokenizeOptions, ranks: Ranks | None = None, load: Loader | None = None) -> TokenizeReport:
     """Run (this process's part of) a tokenize run; see the module docstring.
 
+    Args:
+        opts: what to tokenize, where, with which model.
+        ranks: the processes of the run (default: started from ``opts``).
+        load: how ``opts.model`` is loaded (default: :meth:`Codec.from_pretrained`; the
+            command line passes its own, whose errors name the option).
     Returns the report (complete on rank 0; other ranks report only their own work).
-    Raises ``UsageError`` for bad inputs or options, before any shard is written.
+    Raises ``UsageError`` for bad inputs or options, before any shard is written, and
+    :class:`RunFailed` when the run ends for an error that one process reports for all.
     """
     check_options(opts)
     threads = torch.get_num_threads()  # start() sets one per CPU process; restored for callers
@@ -104,7 +115,7 @@ def tokenize(opts: TokenizeOptions, ranks: Ranks | None = None) -> TokenizeRepor
         ranks = ranks or start(opts.device, opts.devices, opts.num_nodes)
         try:
             with _holding(opts.output, ranks):
-                return _tokenize(opts, ranks)
+                return _tokenize(opts, ranks, load or _from_pretrained)
         finally:
             if own:
                 ranks.close()
@@ -112,9 +123,9 @@ def tokenize(opts: TokenizeOptions, ranks: Ranks | None = None) -> TokenizeRepor
         torch.set_num_threads(threads)
 
 
-def _tokenize(opts: TokenizeOptions, ranks: Ranks) -> TokenizeReport:
+def _tokenize(opts: TokenizeOptions, ranks: Ranks, load: Loader) -> TokenizeReport:
     began = time.perf_counter()
-    codec = load_codec(opts.model, ranks.device)
+    codec = load_codec(opts.model, ranks.device, load)
     k = opts.num_codebooks or codec.total_codebooks
     status: Any = None
     listing: Listing | None = None
@@ -124,8 +135,8 @@ def _tokenize(opts: TokenizeOptions, ranks: Ranks) -> TokenizeReport:
     status = ranks.broadcast(status)
     if status[0] == "plan":  # every process reads a slice of the headers
         status = plan_together(opts, status[1], listing, ranks)
-    if status[0] == "error":  # reported by rank 0
-        raise _Quiet(status[1])
+    if status[0] == "error":  # reported by rank 0 (when it was not rank 0's own, raised there)
+        raise RunFailed(status[1], report=ranks.rank == 0)
     report = TokenizeReport(opts.output, rank=ranks.rank)
     plan = load_plan(opts.output)
     if status[0] == "done" or plan is None:
@@ -154,20 +165,23 @@ def _holding(out: Path, ranks: Ranks) -> Iterator[None]:
         yield
 
 
-class _Quiet(Exception):
-    """Ends a process whose run failed after rank 0 reported the error (it carries the exit
-    status): the other ranks, and rank 0 itself when the error was another process's."""
+class RunFailed(Exception):
+    """Ends every process of a run that failed: ``error`` is what failed (in whichever process),
+    and ``report`` says whether this process is the one to report it (rank 0) or ends quietly."""
 
-    def __init__(self, status: int) -> None:
-        super().__init__(status)
-        self.status = status
+    def __init__(self, error: BaseException, report: bool) -> None:
+        super().__init__(str(error))
+        self.error, self.report = error, report
 
 
-def load_codec(model: str | None, device: Any) -> Codec:
-    """The model named by ``--model`` (bundled name or directory; default: the bundled default)."""
-    from codec.commands import load_codec as load
+def _from_pretrained(model: str | None, device: Any) -> Backend:
+    return Codec.from_pretrained(model, device=device)
 
-    codec = load(model).to(device)
+
+def load_codec(model: str | None, device: Any, load: Loader = _from_pretrained) -> Backend:
+    """The model named by ``model`` (bundled name, directory or ``KIND:REF``; default: the
+    bundled default), loaded by ``load`` and moved to ``device``."""
+    codec = load(model, "cpu").to(device)
     if codec.codebook_size > 1 << 15:
         raise UsageError(f"{codec.name}: {codec.codebook_size}-entry codebooks do not fit int16 codes")
     return codec
@@ -236,27 +250,31 @@ def plan_together(opts: TokenizeOptions, key: dict, listing: Listing | None, ran
         with _shared_errors(ranks):
             failed = [r for r in readings if r[0] == "error"]
             if failed:
-                status = failed[0]  # a process's own error, reported by this one below
+                status = failed[0]  # a process's own error: this one reports it (RunFailed)
             elif any(r[1] != key["inputs"] for r in readings):
                 raise UsageError("the inputs changed while the processes listed them; run again")
             else:
                 assert listing is not None
                 plan = make_plan(listing, key, min_shards=ranks.world_size, headers=[r[2] for r in readings])
                 save_plan(plan, opts.output)
-        if status[0] == "error":
-            print(f"codec: {status[2]}", file=sys.stderr, flush=True)
     return ranks.broadcast(status)
 
 
-def _error(err: BaseException) -> tuple[str, int, str]:
-    """The status every process acts on for ``err``: ``("error", exit status, message)``."""
-    return ("error", exit_status(err), message(err))
+def _error(err: BaseException) -> tuple[str, BaseException]:
+    """The status every process acts on for ``err``: ``("error", err)``, ``err`` as it can be sent
+    to the other processes (pickled; when it cannot be, its message in an error of its kind)."""
+    try:
+        if str(pickle.loads(pickle.dumps(err))) == str(err):
+            return ("error", err)
+    except Exception:
+        pass
+    return ("error", (InputError if isinstance(err, InputError) else RuntimeError)(str(err)))
 
 
 @contextlib.contextmanager
 def _shared_errors(ranks: Ranks) -> Iterator[None]:
     """Rank 0: an error inside is sent to every process as :func:`_error` (they end quietly,
-    see :class:`_Quiet`) and raised here, to be reported by this process."""
+    see :class:`RunFailed`) and raised here, to be reported by this process."""
     try:
         yield
     except Exception as err:

@@ -23,8 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from codec.atomic import LOCK_SUFFIX, TEMP_MARK, clear_stale
-from codec.exitcodes import EXIT_BAD_INPUT, EXIT_OK, UsageError, exit_status
+from codec.errors import UsageError
 from codec.formats import audio_files
+
+
+class ExistingOutputsError(UsageError):
+    """Outputs exist and the run was asked neither to replace nor to keep them."""
 
 
 @dataclass(frozen=True)
@@ -37,20 +41,12 @@ class FolderJob:
 
 @dataclass
 class FolderReport:
-    """What a folder run did: outputs written, outputs kept (``--skip-existing``), failures."""
+    """What a folder run did: outputs written, outputs kept (``skip_existing``), failures."""
 
     total: int
     written: int = 0
     skipped: int = 0
     failed: list[tuple[Path, BaseException]] = field(default_factory=list)
-
-    @property
-    def status(self) -> int:
-        """0, or the worst failure's exit status (1 internal/I-O beats 2 bad input)."""
-        codes = {exit_status(err) for _, err in self.failed}
-        if not codes:
-            return EXIT_OK
-        return min(codes) if min(codes) == 1 else EXIT_BAD_INPUT
 
 
 def folder_jobs(src: Path, dst: Path, suffixes: set[str], out_suffix: str) -> list[FolderJob]:
@@ -164,13 +160,14 @@ def run_folder(
         complete: whether a job's existing output is whole, valid and made from its input.
         report: prints one failure.
         progress: wraps the job list (a progress bar).
-    Existing outputs without ``force`` or ``skip_existing`` are refused before any work.
+    Existing outputs without ``force`` or ``skip_existing`` are refused before any work
+    (:class:`ExistingOutputsError`).
     """
     clear_leftovers(jobs)
     existing = [job.target for job in jobs if job.target.exists() or job.target.is_symlink()]
     if existing and not (force or skip_existing):
         more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
-        raise UsageError(f"{existing[0]}: already exists{more}; use --force to replace or --skip-existing")
+        raise ExistingOutputsError(f"{existing[0]}: already exists{more}")
     result = FolderReport(len(jobs))
     for job in progress(jobs):
         exists = job.target.exists() or job.target.is_symlink()

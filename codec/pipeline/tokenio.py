@@ -116,11 +116,15 @@ def _is_stream(path: Path) -> bool:
     return False
 
 
+class ModelMismatchError(TokenFileError):
+    """Tokens made by other weights than the loaded model's."""
+
+
 def check_header(codec: Codec, header: StreamHeader, name: object) -> None:
-    """Refuse codes made by other weights, or that do not fit this model."""
+    """Refuse codes made by other weights (:class:`ModelMismatchError`), or that do not fit this model."""
     problem = codec.identity.mismatch(header.model, header.fingerprint, header.config_hash)
     if problem:
-        raise TokenFileError(f"{name}: {problem}; pass the right --model")
+        raise ModelMismatchError(f"{name}: {problem}")
     mismatch = [
         f"{key} {getattr(header, key)} (model: {want})"
         for key, want in (

@@ -200,3 +200,21 @@ def test_without_the_data_extra_the_command_says_so(monkeypatch, capsys, tmp_pat
     err = capsys.readouterr().err
     assert code == 2 and "'codec tokenize' is not available" in err and "pip install 'codec[data]'" in err
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("report", [True, False])
+def test_a_run_that_failed_in_any_process_is_reported_once_with_its_status(
+    monkeypatch, capsys, corpus, tmp_path, report
+) -> None:
+    """The process that reports (rank 0) prints the failed process's one line; the others end
+    quietly; every one ends with the status of that error."""
+    import codec.data.run as run
+    from codec.errors import UsageError
+
+    def fail(*args, **kwargs):
+        raise run.RunFailed(UsageError("c/x.flac: cannot list"), report=report)
+
+    monkeypatch.setattr(run, "tokenize", fail)
+    code = main(["tokenize", str(corpus), "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and err == ("codec: error: c/x.flac: cannot list\n" if report else "")

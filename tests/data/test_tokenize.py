@@ -200,7 +200,7 @@ def test_a_complete_run_missing_a_shard_redoes_it(tmp_path, corpus, model_dir, m
 class _Rank0:
     """Rank 0 of a group of two whose other process's header reading is given."""
 
-    rank, world_size = 0, 2
+    rank, world_size, device = 0, 2, "cpu"
 
     def __init__(self, other: tuple) -> None:
         self.other, self.sent = other, []
@@ -218,20 +218,24 @@ def test_a_failure_of_another_process_while_planning_is_reported_once(
 ) -> None:
     from codec.data.inputs import list_inputs
     from codec.data.plan import plan_key, read_headers
-    from codec.data.run import plan_together
+    from codec.data.run import RunFailed, plan_together
 
     opts = options([corpus], tmp_path / "out", model_dir)
     listing = list_inputs(opts.inputs)
     key = plan_key(listing, "m", "f", 4, 3)
-    ranks = _Rank0(("error", 2, "error: c/x.flac: cannot list"))
-    assert plan_together(opts, key, listing, ranks) == ("error", 2, "error: c/x.flac: cannot list")
-    assert capsys.readouterr().err == "codec: error: c/x.flac: cannot list\n" and ranks.sent == [ranks.other]
+    failure = UsageError("c/x.flac: cannot list")
+    ranks = _Rank0(("error", failure))
+    assert plan_together(opts, key, listing, ranks) == ("error", failure) and ranks.sent == [ranks.other]
+    assert capsys.readouterr().err == ""  # the command line reports it, once (rank 0)
+    with pytest.raises(RunFailed) as failed:
+        tokenize(opts, ranks=_Rank0(("error", failure)))
+    assert failed.value.error is failure and failed.value.report
     # The other process listed other files (added meanwhile): refused, on every process.
     other = ("ok", "another listing", read_headers(listing.items, range(1, len(listing.items), 2)))
     ranks = _Rank0(other)
     with pytest.raises(UsageError, match="the inputs changed while the processes listed them"):
         plan_together(opts, key, listing, ranks)
-    assert ranks.sent[0][:2] == ("error", 2)
+    assert ranks.sent[0][0] == "error" and isinstance(ranks.sent[0][1], UsageError)
     assert not (tmp_path / "out").exists()  # no plan saved
     # Both slices read: rank 0 saves the plan of them all.
     other = ("ok", key["inputs"], read_headers(listing.items, range(1, len(listing.items), 2)))
