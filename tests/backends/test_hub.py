@@ -56,7 +56,7 @@ def test_a_cached_hub_id_loads_without_the_hub(tiny_dirs, loaded, tmp_path) -> N
     assert info["fingerprint"] == loaded["dac"].fingerprint and info["name"] == "dac:someone--tiny-dac"
 
 
-def test_a_missing_package_is_named(monkeypatch) -> None:
+def test_a_missing_package_is_named(monkeypatch, tmp_path) -> None:
     import sys
 
     from codec import Codec
@@ -65,9 +65,14 @@ def test_a_missing_package_is_named(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "snac", None)  # as if it were not installed
     with pytest.raises(BackendError, match="snac models need the snac package: pip install snac"):
         Codec.from_pretrained("snac:someone/snac")
-    for name in [m for m in sys.modules if m.split(".")[0] == "speechtokenizer"]:
+    # speechtokenizer 1.0.1 imports beartype without declaring it: a stand-in package that does the
+    # same (whether or not the real one is installed) must be reported with its missing import
+    for name in [m for m in sys.modules if m.split(".")[0] in ("speechtokenizer", "beartype")]:
         monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setitem(sys.modules, "beartype", None)  # what speechtokenizer 1.0.1 imports undeclared
+    (tmp_path / "speechtokenizer").mkdir()
+    (tmp_path / "speechtokenizer" / "__init__.py").write_text("import beartype\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(sys.modules, "beartype", None)
     with pytest.raises(
         BackendError, match=r"package \(import of beartype .*pip install speechtokenizer beartype"
     ):
