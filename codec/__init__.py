@@ -5,15 +5,16 @@
 >>> codes = codec.encode(wav, sample_rate=16000)    # Codes: codes [B, K, F] + lengths
 >>> wav = codec.decode(codes)                       # [B, C, T], trimmed to the true lengths
 
-The exports are loaded on first use (PEP 562 ``__getattr__``): importing a submodule such as
+The exports are loaded on first use (:mod:`codec.lazy`): importing a submodule such as
 ``codec.cli`` runs this file, and the command line's ``--help`` or a usage error must not
 wait for PyTorch to load.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from codec.lazy import exports
 
 if TYPE_CHECKING:
     from codec.api import Codec
@@ -29,20 +30,8 @@ __all__ = ["Codec", "CodecConfig", "Codes", "__version__", "load_audio", "save_a
 _EXPORTS = {
     "Codec": "codec.api",
     "CodecConfig": "codec.config",
-    "Codes": "codec.tokens",
+    "Codes": "codec.tokens.codes",
     "load_audio": "codec.pipeline.audiofile",
     "save_audio": "codec.pipeline.audiofile",
 }
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'codec' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = exports(__name__, _EXPORTS)

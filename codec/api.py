@@ -33,13 +33,9 @@ from codec import pretrained
 from codec.backends.base import Backend
 from codec.checkpoint import ModelIdentity, load_checkpoint, weights_fingerprint
 from codec.config import CodecConfig
+from codec.lazy import moved
 from codec.model import CodecModel, build_model
-from codec.streaming import Stream
-
-# Offline inputs are padded to at least this many frames so every matrix product has enough
-# rows to take the same kernel path as a long input: a row's result then does not depend on
-# the batch size or length, which is what makes codes batch-invariant bit for bit.
-MIN_FRAMES = 16  # public: callers that count the frames a batch runs on (padding statistics) use it
+from codec.streaming import EXACT_FRAMES, Stream
 
 
 class Codec(Backend):
@@ -166,15 +162,17 @@ class Codec(Backend):
     # -- the model's hooks (the rest of encode/decode is Backend's) -----------------------------
 
     def _encode_rows(self, rows: torch.Tensor, frames: torch.Tensor, num_codebooks: int) -> torch.Tensor:
+        # Padded to EXACT_FRAMES so every matrix product has enough rows to take the kernel path
+        # of a long input: a row's result then depends on neither the batch size nor the length.
         n_frames = rows.shape[-1] // self.hop_length
-        padded = max(n_frames, MIN_FRAMES)
+        padded = max(n_frames, EXACT_FRAMES)
         rows = torch.nn.functional.pad(rows, (0, padded * self.hop_length - rows.shape[-1]))
         frame_mask = None if self.causal else self._row_mask(frames, padded)
         return self.model.encode(rows, num_codebooks, frame_mask=frame_mask)[..., :n_frames]
 
     def _decode_rows(self, codes: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
         n_frames = codes.shape[-1]
-        padded = max(n_frames, MIN_FRAMES)
+        padded = max(n_frames, EXACT_FRAMES)
         data = torch.nn.functional.pad(codes, (0, padded - n_frames))
         return self.model.decode_offline(data, self._row_mask(frames, padded))
 
@@ -196,3 +194,5 @@ class Codec(Backend):
 
 
 __all__ = ["Codec"]
+# The padding constant now lives with the stream whose exactness it guarantees.
+__getattr__ = moved(__name__, {"MIN_FRAMES": ("codec.streaming", "EXACT_FRAMES")})

@@ -29,6 +29,7 @@ from codec.modules.lyra import LyraDecoder, LyraEncoder
 from codec.modules.resample import FramePool, FrameUnpool, repeat_mask
 from codec.modules.spectral import HeadState, ISTFTHead, SampleTailState, STFTFrontend
 from codec.quantize import QuantizerOutput, ResidualVQ
+from codec.streaming import aligned
 
 
 @dataclass
@@ -183,8 +184,7 @@ class CodecModel(nn.Module):
     def decode_offline(self, codes: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Codes ``[N, K, F]`` -> aligned waveform ``[N, F * hop]`` (a fresh stream, flushed)."""
         state = self.decoder.init_state(codes.shape[0], codes.device, next(self.decoder.parameters()).dtype)
-        out = self.decode(codes, state, frame_mask)
-        return torch.cat([out, state.head.tail.to(out.dtype)], dim=-1)[:, self.decoder_delay :]
+        return aligned(self.decode(codes, state, frame_mask), state.head.tail, self.decoder_delay)
 
     def forward(self, wav: torch.Tensor, num_codebooks: int | None = None) -> ModelOutput:
         """Training/analysis forward. Args: wav ``[N, F * hop]``. Returns aligned ``[N, F * hop]``."""
@@ -196,8 +196,7 @@ class CodecModel(nn.Module):
     def synthesize(self, latent: torch.Tensor) -> torch.Tensor:
         """Quantized latent ``[N, F, D]`` -> aligned waveform ``[N, F * hop]`` (differentiable)."""
         state = self.decoder.init_state(latent.shape[0], latent.device, latent.dtype)
-        out = self.decoder(latent, state)
-        return torch.cat([out, state.head.tail.to(out.dtype)], dim=-1)[:, self.decoder_delay :]
+        return aligned(self.decoder(latent, state), state.head.tail, self.decoder_delay)
 
 
 def _trunk(

@@ -9,7 +9,12 @@ overlap): the first ``lookahead`` samples a stream produces are the pre-roll bef
 zero, and :meth:`Stream.flush` returns the last ones.
 
 Offline encoding and decoding run the same layers from a fresh (zero) state, so a stream in
-any chunking reproduces the offline result.
+any chunking reproduces the offline result.  This module owns the two numbers that promise
+rests on: the decoder's pre-roll (:class:`Preroll` drops it from a stream's output,
+:func:`aligned` from a whole signal's; the model, the pipeline and the step detokenizer use
+them) and :data:`EXACT_FRAMES`, the fewest frames per model call at which streamed codes are
+those of coding the whole input (offline inputs are padded to it, the pipeline streams in
+whole multiples of it).
 
 Every state tensor is allocated once and written in place (flush and reset zero it), so a
 step of whole frames can be captured as a CUDA graph and replayed for many concurrent
@@ -21,14 +26,48 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from codec.audio import AudioError
+from codec.checks import check_codes, check_count, check_num_codebooks, check_samples
 from codec.errors import CodesError, InputError
-from codec.model import CodecModel
 from codec.modules.conv import reset_state
 from codec.tokens.codes import Codes
+
+if TYPE_CHECKING:  # the model imports this module for the pre-roll
+    from codec.model import CodecModel
+
+# Every matrix product of a call with at least this many frames takes the kernel path of one
+# long call, so a row's result depends neither on the batch size nor on the chunking: offline
+# inputs are padded to it (batch invariance) and streamed in whole multiples of it (streamed
+# codes equal offline codes bit for bit).
+EXACT_FRAMES = 16
+
+
+class Preroll:
+    """Drops a stream's pre-roll: the first ``lookahead`` samples its decoder produces lie
+    before time zero.
+
+    Args: lookahead: the decoder's lookahead in samples (:attr:`Stream.lookahead`).
+    """
+
+    def __init__(self, lookahead: int) -> None:
+        self.remaining = lookahead
+
+    def drop(self, wav: torch.Tensor) -> torch.Tensor:
+        """``wav [..., n]``, the next samples of the stream, less what is still pre-roll."""
+        n = min(self.remaining, wav.shape[-1])
+        self.remaining -= n
+        return wav[..., n:]
+
+
+def aligned(out: torch.Tensor, tail: torch.Tensor, lookahead: int) -> torch.Tensor:
+    """A whole signal decoded from a fresh state: the decoder's output ``[..., n]`` and the tail
+    it still holds ``[..., lookahead]`` (what a flush gives), less the pre-roll: ``[..., n]``
+    starting at time zero."""
+    return Preroll(lookahead).drop(torch.cat([out, tail.to(out.dtype)], dim=-1))
 
 
 class StreamingError(InputError, RuntimeError):
@@ -298,59 +337,3 @@ class CapturedStep:
         self.input.copy_(wav)
         self.graph.replay()
         return self.output
-
-
-def check_codes(codes: object, rows: int | None, total_codebooks: int, codebook_size: int) -> torch.Tensor:
-    """Raise :class:`CodesError` unless ``codes`` is an integer ``[rows, K, F]`` tensor of valid codes.
-
-    Returns them as int64: any integer dtype is taken, the unsigned ones included (PyTorch has
-    no min/max for uint16/32/64; a uint64 above the int64 range turns negative, so it is refused).
-    """
-    if not isinstance(codes, torch.Tensor) or codes.dim() != 3:
-        shape = tuple(codes.shape) if isinstance(codes, torch.Tensor) else type(codes).__name__
-        raise CodesError(f"codes must be a Codes object or a [B, K, F] integer tensor, got {shape}")
-    if codes.dtype.is_floating_point or codes.dtype == torch.bool or codes.is_complex():
-        raise CodesError(f"codes must be an integer tensor, got {codes.dtype}")
-    if rows is not None and codes.shape[0] != rows:
-        raise CodesError(f"codes have {codes.shape[0]} rows, expected {rows}")
-    if not 1 <= codes.shape[1] <= total_codebooks:
-        raise CodesError(f"codes have {codes.shape[1]} codebooks; this model has 1..{total_codebooks}")
-    codes = codes.to(torch.long)
-    if codes.numel():
-        low, high = torch.aminmax(codes)
-        if int(low) < 0 or int(high) >= codebook_size:
-            raise CodesError(f"codes out of range: values must be in 0..{codebook_size - 1}")
-    return codes
-
-
-def check_samples(wav: object, where: str, batch: tuple[int, int] | None = None) -> torch.Tensor:
-    """Raise :class:`AudioError` unless ``wav`` is a float ``[B, C, T]`` tensor (``(B, C) == batch``
-    when given) of finite samples."""
-    if not isinstance(wav, torch.Tensor) or wav.dim() != 3 or (batch and tuple(wav.shape[:2]) != batch):
-        shape = tuple(wav.shape) if isinstance(wav, torch.Tensor) else type(wav).__name__
-        want = f"[B={batch[0]}, C={batch[1]}, T]" if batch else "[B, C, T]"
-        raise AudioError(f"{where} expects {want}, got {shape}")
-    if not wav.is_floating_point():
-        # Integer PCM would be coded unscaled (32767 for full scale): refuse it everywhere.
-        raise AudioError(f"{where} expects float samples in [-1, 1], got {wav.dtype}")
-    if not torch.isfinite(wav).all():
-        raise AudioError(f"{where}: the audio contains NaN or Inf samples")
-    return wav
-
-
-def check_count(name: str, value: object) -> int:
-    """``value`` if it is a positive integer (not a bool), else :class:`InputError`."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InputError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
-def check_num_codebooks(value: object, total: int) -> int:
-    """Codebooks to use: ``total`` for ``None``, else ``value`` checked to be in ``1..total``."""
-    if value is None:
-        return total
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InputError(f"num_codebooks must be an integer, got {value!r}")
-    if not 1 <= value <= total:
-        raise InputError(f"num_codebooks must be in 1..{total}, got {value}")
-    return value

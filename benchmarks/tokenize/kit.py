@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from codec.api import MIN_FRAMES, Codec
+from codec.api import Codec
 from codec.audio import resampled_length
 from codec.data.plan import batches
+from codec.streaming import EXACT_FRAMES
 
 
 @dataclass
@@ -57,7 +58,7 @@ def _frames(n: int, hop: int) -> int:
 
 def padding(groups: list[list[int]], lengths: list[int], hop: int) -> tuple[int, int]:
     """(frames run, frames valid) of batches ``groups`` over model-rate ``lengths``."""
-    run_frames = sum(len(g) * max(_frames(max(lengths[i] for i in g), hop), MIN_FRAMES) for g in groups)
+    run_frames = sum(len(g) * max(_frames(max(lengths[i] for i in g), hop), EXACT_FRAMES) for g in groups)
     return run_frames, sum(_frames(n, hop) for n in lengths)
 
 

@@ -26,8 +26,9 @@ import torch
 
 from codec.audio import AudioError, as_batch, pad_clips, resample, resampled_length
 from codec.checkpoint import ModelIdentity
+from codec.checks import check_codes
 from codec.errors import CodesError, InputError
-from codec.streaming import StreamingError, check_codes
+from codec.streaming import StreamingError
 from codec.tokens.codes import Codes
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from codec.streaming import check_codes
+from codec.checks import check_codes
 from codec.tokens.codes import Codes
 
 

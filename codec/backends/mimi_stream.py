@@ -24,8 +24,9 @@ from typing import Any
 import torch
 
 from codec.backends.base import Backend
+from codec.checks import check_codes
 from codec.errors import CodesError
-from codec.streaming import StreamFlush, StreamingError, check_codes
+from codec.streaming import StreamFlush, StreamingError
 from codec.tokens.codes import Codes
 
 

@@ -32,13 +32,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from codec.api import MIN_FRAMES, Codec
+from codec.api import Codec
 from codec.audio import resample, resampled_length
 from codec.data.plan import Plan, PlannedItem, batches, reason
 from codec.data.shards import Row, write_shard
 from codec.formats import text_path
 from codec.pipeline.audiofile import AudioFileSource, load_audio
 from codec.pipeline.coders import AudioEncoder, chunk_frames
+from codec.streaming import EXACT_FRAMES
 
 
 @dataclass
@@ -200,7 +201,7 @@ def _encode_batch(
     stats.items = len(good)
     stats.audio_seconds = sum(x.num_samples / x.sample_rate for x in good)
     stats.frames = sum(frames)
-    stats.padded_frames = len(good) * max(codes.num_frames, MIN_FRAMES)
+    stats.padded_frames = len(good) * max(codes.num_frames, EXACT_FRAMES)
     return stats
 
 

@@ -21,11 +21,9 @@ from codec.api import Codec
 from codec.audio import AudioError, resample, resampled_length
 from codec.fileformat import FileHeader, TokenFileError, codes_from_header
 from codec.pipeline.resample import BlockResampler
+from codec.streaming import EXACT_FRAMES, Preroll
 
 DEFAULT_BLOCK_SECONDS = 10.0
-# Streaming encode equals offline encode bit for bit when every call sees >= 16 frames
-# (the matrix products then take the same kernel path as one long call); see codec.api.
-EXACT_FRAMES = 16
 
 
 def chunk_frames(codec: Codec, block_seconds: float) -> int:
@@ -166,7 +164,7 @@ class CodesDecoder:
         self.resampler = None
         if self.sample_rate != codec.sample_rate and codec.causal:
             self.resampler = BlockResampler(codec.sample_rate, self.sample_rate, channels)
-        self._skip = codec.lookahead
+        self._preroll = Preroll(codec.lookahead)
         # The last frame is padding past the true end; hold back what could be padding until
         # the length is known (nothing when the lookahead already covers a frame).
         self._hold = max(0, codec.hop_length - codec.lookahead)
@@ -213,9 +211,7 @@ class CodesDecoder:
         return out[:, :keep]
 
     def _take(self, wav: torch.Tensor, hold: int, limit: int | None = None) -> torch.Tensor:
-        skip = min(self._skip, wav.shape[-1])
-        self._skip -= skip
-        held = torch.cat([self._held, wav[:, skip:]], dim=-1)
+        held = torch.cat([self._held, self._preroll.drop(wav)], dim=-1)
         n = max(0, held.shape[-1] - hold)
         if limit is not None:
             n = min(n, limit - self._released)

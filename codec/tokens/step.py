@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from codec.streaming import Preroll
 from codec.tokens.layout import as_int64, check_delays
 from codec.tokens.vocab import TokenLayout
 
@@ -103,7 +104,7 @@ class StepDecoder:
         self._ended = torch.zeros(self.batch_size, dtype=torch.bool)
         self._lengths = torch.zeros(self.batch_size, dtype=torch.long)
         self._tails: dict[int, torch.Tensor] = {}  # item -> its held-back audio still to return
-        self._preroll = self.stream.lookahead  # stream output before time zero, still to drop
+        self._preroll = Preroll(self.stream.lookahead)  # stream output before time zero
 
     @property
     def delays(self) -> tuple[int, ...]:
@@ -228,9 +229,7 @@ class StepDecoder:
                 n = min(tail.shape[-1], out.shape[-1])
                 out[item, :, :n] = tail[:, :n]
                 self._tails[item] = tail[:, n:]
-        drop = min(self._preroll, out.shape[-1])
-        self._preroll -= drop
-        return out[..., drop:]
+        return self._preroll.drop(out)
 
     def flush(self) -> StepFlush:
         """End of generation: the audio still held back (see :class:`StepFlush`), then a fresh start.
