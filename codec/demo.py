@@ -121,8 +121,9 @@ def run_demo(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from codec import backends
     from codec.backends.base import Backend
-    from codec.commands import check_target, load_codec
+    from codec.commands import check_target
     from codec.exitcodes import UsageError
+    from codec.model_options import load_codec
     from codec.pipeline.audiofile import output_format
 
     if args.input:

@@ -77,9 +77,9 @@ def child_argv(args: argparse.Namespace) -> list[str]:
 def run_tokenize(args: argparse.Namespace) -> int:
     """Run the command; prints the summary on stdout (rank 0), and waits for the processes it started."""
     from codec import exitcodes
-    from codec.commands import load_codec
     from codec.data.launch import LocalGroup, failure, orphaned, parent_gone, shell_status
     from codec.data.run import RunFailed, tokenize
+    from codec.model_options import load_codec
 
     group = getattr(args, "local_group", None) or LocalGroup()
     try:

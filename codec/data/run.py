@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import pickle
-import shutil
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -34,18 +33,21 @@ import torch
 from tqdm import tqdm
 
 from codec.api import Codec
-from codec.atomic import LOCK_SUFFIX, TEMP_MARK, locked
+from codec.atomic import locked
 from codec.backends.base import Backend
 from codec.data.distributed import Ranks, start
 from codec.data.encode import EncodeStats, encode_shard
 from codec.data.inputs import Listing, list_inputs
 from codec.data.options import TokenizeOptions, check_options
-from codec.data.plan import PLAN_NAME, Plan, load_plan, make_plan, plan_key, read_headers, save_plan
+from codec.data.plan import Plan, load_plan, make_plan, plan_key, read_headers, save_plan
 from codec.data.shards import (
     ERRORS_NAME,
     INDEX_NAME,
-    SHARD_DIR,
+    check_empty,
+    clear_leftovers,
     forget_outputs,
+    read_json,
+    remove_run,
     remove_stray_shards,
     reopen_if_damaged,
     shard_info,
@@ -203,7 +205,7 @@ def survey(opts: TokenizeOptions, codec: Codec, k: int, world_size: int) -> tupl
         remove_run(out)
     plan = load_plan(out)
     if plan is None:
-        _check_empty(out)
+        check_empty(out)
         # Without its plan, nothing an earlier run left can be checked: its shards would
         # still be read by tools that take the whole folder.
         if forget_outputs(out):
@@ -216,7 +218,7 @@ def survey(opts: TokenizeOptions, codec: Codec, k: int, world_size: int) -> tupl
         raise UsageError(
             f"{out}: holds another run ({_difference(plan.key, key)}); use --force to start over"
         )
-    index = _read_json(out / INDEX_NAME)
+    index = read_json(out / INDEX_NAME)
     if index is not None and index.get("plan") == plan.digest:
         damaged = reopen_if_damaged(out, index)  # every shard's size and sha256
         for problem in damaged:
@@ -329,7 +331,7 @@ def finish(out: Path, plan: Plan, codec: Codec, k: int) -> dict[str, Any]:
         "num_codebooks": k,
     }
     index = write_index(out, plan, model, infos)
-    _clear_leftovers(out)
+    clear_leftovers(out)
     return index
 
 
@@ -339,70 +341,12 @@ def _fill(report: TokenizeReport, index: dict[str, Any], already: bool = False) 
     return report
 
 
-def _is_ours(path: Path) -> bool:
-    """Whether a top-level entry of an output folder is something a run writes."""
-    name = path.name
-    if name in (PLAN_NAME, INDEX_NAME, ERRORS_NAME):
-        return True
-    if name == SHARD_DIR and path.is_dir():
-        return all(_is_shard_file(p) for p in path.iterdir())
-    return _is_leftover(path)
-
-
-def _is_shard_file(path: Path) -> bool:
-    return (path.name.startswith("shard-") and path.suffix == ".parquet") or _is_leftover(path)
-
-
-def _is_leftover(path: Path) -> bool:
-    """A temporary or lock file of :class:`codec.atomic.Output` (a killed writer leaves them)."""
-    return path.name.startswith(".") and (TEMP_MARK in path.name or path.name.endswith(LOCK_SUFFIX))
-
-
-def _check_empty(out: Path) -> None:
-    if out.is_dir():
-        other = sorted(p.name for p in out.iterdir() if not _is_ours(p))
-        if other:
-            raise UsageError(
-                f"{out}: not empty and not a tokenize output (holds {other[0]}); use a new folder"
-            )
-
-
-def remove_run(out: Path) -> None:
-    """``--force``: remove what a tokenize run wrote in ``out`` (refused if it holds anything else)."""
-    if out.is_dir():
-        _check_empty(out)
-        for path in out.iterdir():
-            if path.is_dir():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
-
-
-def _clear_leftovers(out: Path) -> None:
-    """Temporary and lock files that killed writers left (every writer of this run is done)."""
-    for folder in (out, out / SHARD_DIR):
-        for path in folder.iterdir() if folder.is_dir() else ():
-            if _is_leftover(path):
-                with contextlib.suppress(OSError):
-                    path.unlink()
-
-
 def _difference(old: dict[str, Any], new: dict[str, Any]) -> str:
     names = {"inputs": "other inputs", "items": "other inputs", "fingerprint": "another model"}
     for key in ("fingerprint", "num_codebooks", "shard_size", "inputs", "items", "columns", "version"):
         if old.get(key) != new.get(key):
             return names.get(key, f"{key} {old.get(key)}, not {new.get(key)}")
     return "another plan"
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    import json
-
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return doc if isinstance(doc, dict) else None
 
 
 def _bar(opts: TokenizeOptions, show: bool = True, **kwargs: Any) -> tqdm:

@@ -26,11 +26,13 @@ shards that cannot belong to the run (its plan deleted, past its last shard) are
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
 import json
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,9 +42,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from codec.atomic import atomic_write
-from codec.data.plan import ARROW_TYPES, Plan
-from codec.errors import InputError
+from codec.atomic import LOCK_SUFFIX, TEMP_MARK, atomic_write
+from codec.data.plan import ARROW_TYPES, PLAN_NAME, Plan
+from codec.errors import InputError, UsageError
 
 INDEX_NAME = "index.json"
 ERRORS_NAME = "errors.csv"
@@ -323,3 +325,61 @@ def _checked_shards(index: dict[str, Any], path: Path) -> list[dict[str, Any]]:
         if not ok:
             raise ValueError(f"{path}: shard entry {n} is malformed ({entry!r:.80})")
     return shards
+
+
+def _is_ours(path: Path) -> bool:
+    """Whether a top-level entry of an output folder is something a run writes."""
+    name = path.name
+    if name in (PLAN_NAME, INDEX_NAME, ERRORS_NAME):
+        return True
+    if name == SHARD_DIR and path.is_dir():
+        return all(_is_shard_file(p) for p in path.iterdir())
+    return _is_leftover(path)
+
+
+def _is_shard_file(path: Path) -> bool:
+    return (path.name.startswith("shard-") and path.suffix == ".parquet") or _is_leftover(path)
+
+
+def _is_leftover(path: Path) -> bool:
+    """A temporary or lock file of :class:`codec.atomic.Output` (a killed writer leaves them)."""
+    return path.name.startswith(".") and (TEMP_MARK in path.name or path.name.endswith(LOCK_SUFFIX))
+
+
+def check_empty(out: Path) -> None:
+    """Refuse an output folder that holds anything a tokenize run does not write."""
+    if out.is_dir():
+        other = sorted(p.name for p in out.iterdir() if not _is_ours(p))
+        if other:
+            raise UsageError(
+                f"{out}: not empty and not a tokenize output (holds {other[0]}); use a new folder"
+            )
+
+
+def remove_run(out: Path) -> None:
+    """``--force``: remove what a tokenize run wrote in ``out`` (refused if it holds anything else)."""
+    if out.is_dir():
+        check_empty(out)
+        for path in out.iterdir():
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+
+
+def clear_leftovers(out: Path) -> None:
+    """Temporary and lock files that killed writers left (every writer of this run is done)."""
+    for folder in (out, out / SHARD_DIR):
+        for path in folder.iterdir() if folder.is_dir() else ():
+            if _is_leftover(path):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object file's contents, or ``None`` (missing, unreadable or not an object)."""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None

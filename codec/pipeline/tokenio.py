@@ -296,8 +296,3 @@ def token_file_summary(path: Path) -> tuple[StreamHeader, StreamEnd] | None:
             return src.header, check_end(src.header, src.end(), src.name)
     except (TokenFileError, OSError):
         return None
-
-
-def token_file_ok(path: Path) -> bool:
-    """Whether ``path`` is a complete, valid token file or stream (see :func:`token_file_summary`)."""
-    return token_file_summary(path) is not None
