@@ -19,6 +19,7 @@ import torch
 
 from codec.checkpoint import load_checkpoint, model_fingerprint
 from codec.config import CodecConfig, ConfigError, from_dict
+from codec.model import ModelOutput
 from codec.train.config import Preset, TrainConfig
 from codec.train.distill import (
     DistillConfig,
@@ -100,20 +101,27 @@ class DistillationModule(CodecTrainingModule):
             return teacher_targets(self.teacher, wav)
         return self.cache.lookup([int(k) for k in keys], wav, lambda w: teacher_targets(self.teacher, w))
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        """Args: batch ``(keys [B], crops [B, T])``."""
+    # Distillation differs from training only in its batch (keys beside the crops), its forward
+    # pass (the student's latent is a target too) and its losses: the step is the parent's.
+    def forward_batch(
+        self, batch: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, ModelOutput, tuple[torch.Tensor, TeacherTargets]]:
+        """Args: batch ``(keys [B], crops [B, T])``; the context is (student latent, teacher targets)."""
         keys, real = batch
-        opt_g, opt_d = self.optimizers()
-        sch_g, sch_d = self.lr_schedulers()
         targets = self.teacher_outputs(keys, real)
         latent, out = student_forward(self.generator, real, self.cfg.freeze)
-        logs: dict[str, torch.Tensor] = {}
-        adversarial = self.adversarial_active()
-        if adversarial:
-            self._discriminator_step(opt_d, real, out.wav.detach(), logs)
-            sch_d.step()
-        self.toggle_optimizer(opt_g)
-        total = self._generator_losses(out, real, adversarial, logs)
+        return real, out, (latent, targets)
+
+    def extra_losses(
+        self,
+        total: torch.Tensor,
+        out: ModelOutput,
+        real: torch.Tensor,
+        context: tuple[torch.Tensor, TeacherTargets],
+        logs: dict[str, torch.Tensor],
+    ) -> torch.Tensor:
+        """``total`` plus the distillation terms of :func:`codec.train.distill.distill_losses`."""
+        latent, targets = context
         terms = distill_losses(
             latent,
             out,
@@ -128,13 +136,9 @@ class DistillationModule(CodecTrainingModule):
             logs[f"distill/{name}"] = value.detach()
             if weight > 0:
                 total = total + weight * value
-        self._generator_update(opt_g, sch_g, total, out, logs)
         if self.cache is not None:
             logs["distill/cache_hits"] = torch.tensor(float(self.cache.hits))
-        self.log_dict({f"train/{k}": v for k, v in logs.items()}, on_step=True, prog_bar=False)
-        self.log("mel", logs["loss/mel"], prog_bar=True, logger=False)
-        if self.global_step % self.cfg.logging.every_n_steps == 0:
-            self._log_code_usage("train")
+        return total
 
     # The teacher is reloaded from its directory, never saved with the student's checkpoints.
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -147,13 +147,13 @@ class CodecTrainingModule(ValidationMixin, L.LightningModule):
         logs["loss/total"] = total.detach()
         logs["lr"] = torch.tensor(sch_g.get_last_lr()[0])
 
-    def training_step(self, batch: torch.Tensor | list[torch.Tensor], batch_idx: int) -> None:
-        """Args: batch ``[B, T]`` waveform crops (T a multiple of the hop), or ``[crops,
-        teacher features [B, F, D]]`` with precomputed semantic distillation targets."""
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        """One discriminator step (once adversarial training has started), then one generator
+        step; subclasses change the batch's forward pass and add losses through
+        :meth:`forward_batch` and :meth:`extra_losses`, never this skeleton."""
         opt_g, opt_d = self.optimizers()
         sch_g, sch_d = self.lr_schedulers()
-        real, target = (batch[0], batch[1]) if isinstance(batch, list | tuple) else (batch, None)
-        out: ModelOutput = generator_forward(self.generator, real, self.cfg.freeze)
+        real, out, context = self.forward_batch(batch)
         logs: dict[str, torch.Tensor] = {}
         adversarial = self.adversarial_active()
         if adversarial:
@@ -162,17 +162,42 @@ class CodecTrainingModule(ValidationMixin, L.LightningModule):
         # Only the generator's parameters get gradients in its step (not the discriminators').
         self.toggle_optimizer(opt_g)
         total = self._generator_losses(out, real, adversarial, logs)
-        if self.semantic is not None:
-            semantic = self.semantic(out.quantizer, real, target)
-            logs["loss/semantic"] = semantic.detach()
-            if self.cfg.semantic.weight > 0:
-                total = total + self.cfg.semantic.weight * semantic
+        total = self.extra_losses(total, out, real, context, logs)
         self._generator_update(opt_g, sch_g, total, out, logs)
         self.log_dict({f"train/{k}": v for k, v in logs.items()}, on_step=True, prog_bar=False)
         if "loss/mel" in logs:
             self.log("mel", logs["loss/mel"], prog_bar=True, logger=False)
         if self.global_step % self.cfg.logging.every_n_steps == 0:
             self._log_code_usage("train")
+
+    def forward_batch(
+        self, batch: torch.Tensor | list[torch.Tensor]
+    ) -> tuple[torch.Tensor, ModelOutput, Any]:
+        """The generator's forward pass on a batch: ``(real crops [B, T], its output, context
+        for extra_losses)``.
+
+        Args: batch ``[B, T]`` waveform crops (T a multiple of the hop), or ``[crops, teacher
+        features [B, F, D]]`` with precomputed semantic distillation targets (the context).
+        """
+        real, target = (batch[0], batch[1]) if isinstance(batch, list | tuple) else (batch, None)
+        return real, generator_forward(self.generator, real, self.cfg.freeze), target
+
+    def extra_losses(
+        self,
+        total: torch.Tensor,
+        out: ModelOutput,
+        real: torch.Tensor,
+        context: Any,
+        logs: dict[str, torch.Tensor],
+    ) -> torch.Tensor:
+        """``total`` plus the losses beyond the codec's own (here the semantic one); each is
+        logged, and added only when its weight is positive."""
+        if self.semantic is not None:
+            semantic = self.semantic(out.quantizer, real, context)
+            logs["loss/semantic"] = semantic.detach()
+            if self.cfg.semantic.weight > 0:
+                total = total + self.cfg.semantic.weight * semantic
+        return total
 
     def _discriminator_step(
         self, opt_d: Any, real: torch.Tensor, fake: torch.Tensor, logs: dict[str, torch.Tensor]
