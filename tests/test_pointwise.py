@@ -7,12 +7,16 @@ threads, and compare bit for bit (a model-level difference of one bit can become
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
+from packaging.requirements import Requirement
+from packaging.version import Version
 
 from codec import Codec
 from codec.modules.convnext import _gelu
-from codec.modules.pointwise import same_everywhere
+from codec.modules.pointwise import CHECKED_TORCH, same_everywhere
 from codec.modules.spectral import _compression
 from tests.conftest import speech_like, threads
 
@@ -111,3 +115,16 @@ def test_decoder_output_does_not_depend_on_the_thread_count(debug_codec: Codec) 
     for n in (2, 5):
         with threads(n):
             assert torch.equal(debug_codec.decode(codes), reference), f"{n} threads"
+
+
+def test_pytorch_is_pinned_to_the_releases_whose_grain_sizes_were_checked() -> None:
+    """same_everywhere relies on ATen's grain sizes, which a PyTorch release may change: the
+    package allows no release after the one they were checked on, and the installed one is
+    among those (so the tests above ran on a release the pin allows)."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    project = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())["project"]
+    torch_req = next(r for r in map(Requirement, project["dependencies"]) if r.name == "torch")
+    major, minor = CHECKED_TORCH
+    assert f"{major}.{minor}.99" in torch_req.specifier
+    assert f"{major}.{minor + 1}.0" not in torch_req.specifier
+    assert Version(torch.__version__.split("+")[0]) in torch_req.specifier

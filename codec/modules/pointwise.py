@@ -16,7 +16,9 @@ whole tensor when every thread's share is whole pairs of vectors, and otherwise 
 What it relies on (ATen's CPU loops, checked by ``tests/test_pointwise.py`` on 1-8 threads): a
 contiguous tensor of ``n`` values is split into ``k`` shares of ``ceil(n / k)`` values, ``k``
 the thread count (GELU) or ``min(threads, ceil(n / 32768))`` (the other kernels), and each share
-is computed in pairs of vectors from its start, then a scalar tail of the rest.
+is computed in pairs of vectors from its start, then a scalar tail of the rest.  These are
+ATen's internals, not a promise: the package pins PyTorch below the first release they were
+not checked on (:data:`CHECKED_TORCH`, the bound in ``pyproject.toml``; a test ties the two).
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from collections.abc import Callable
 
 import torch
 
+# The newest PyTorch (major, minor) whose CPU loops were checked to split tensors as described
+# above; pyproject.toml allows no later release.
+CHECKED_TORCH = (2, 14)
 # Two vectors of the widest instruction set PyTorch uses on a CPU (AVX-512: 2 x 16 floats),
 # doubled so that complex values (2 floats each) are whole vectors too.
 VECTOR_PAIR = 64
