@@ -48,6 +48,7 @@ IO = (
     "codec.tokenstream",
     "codec.bitpack",
     "codec.formats",
+    "codec.manifest",
 )
 
 

@@ -1,9 +1,10 @@
 """The benchmark's inputs: folders, audio files and manifests, read as mono at a chosen rate.
 
-A manifest is a ``.csv`` (a ``path`` column, or the first column) or ``.jsonl`` (one object
-with a ``path`` key per line) listing audio files; relative paths are taken from the
-manifest's folder.  Folders are searched recursively for audio files (sorted, so runs and
-``--limit`` are repeatable; symbolic links to folders followed).  Every file gets a name of its
+A manifest is a ``.csv`` (a header row with a ``path`` column) or ``.jsonl`` (one object with
+a ``path`` key per line) listing audio files, read by :mod:`codec.manifest` as training and
+tokenization read it; relative paths are taken from the manifest's folder.  Folders are
+searched recursively for audio files (sorted, so runs and ``--limit`` are repeatable; symbolic
+links to folders followed).  Every file gets a name of its
 own in the run (its path under its folder, or its name; the path as given when two would share
 one), shown as :func:`codec.formats.printable` writes it, so a file name that is not UTF-8
 reaches every report.
@@ -11,9 +12,7 @@ reaches every report.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import torch
 from codec.audio import AudioError, resample
 from codec.errors import InputError
 from codec.formats import MANIFEST_SUFFIXES, audio_files, printable
+from codec.manifest import manifest_paths
 from codec.pipeline.audiofile import load_audio
 
 
@@ -64,30 +64,8 @@ def _named(items: list[Item]) -> list[Item]:
 
 
 def read_manifest(path: Path) -> list[Path]:
-    """The audio paths a ``.csv`` or ``.jsonl`` manifest lists."""
-    base = path.parent
-    entries: list[str] = []
-    try:
-        if path.suffix.lower() == ".csv":
-            with path.open(newline="") as f:
-                rows = list(csv.reader(f))
-            if rows and "path" in rows[0]:
-                col = rows[0].index("path")
-                entries = [r[col] for r in rows[1:] if len(r) > col and r[col].strip()]
-            else:
-                entries = [r[0] for r in rows if r and r[0].strip()]
-        else:
-            for n, line in enumerate(path.read_text().splitlines(), 1):
-                if line.strip():
-                    obj = json.loads(line)
-                    if not isinstance(obj, dict) or "path" not in obj:
-                        raise InputError(f"{path}:{n}: expected an object with a 'path' key")
-                    entries.append(str(obj["path"]))
-    except (UnicodeDecodeError, json.JSONDecodeError, csv.Error) as err:
-        raise InputError(f"{path}: not a readable manifest ({err})") from None
-    if not entries:
-        raise InputError(f"{path}: the manifest lists no files")
-    return [p if p.is_absolute() else base / p for p in map(Path, entries)]
+    """The audio paths a ``.csv`` or ``.jsonl`` manifest lists (:mod:`codec.manifest`)."""
+    return manifest_paths(path)
 
 
 def digest(path: Path) -> str:

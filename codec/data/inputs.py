@@ -6,10 +6,11 @@
   suffix;
 * a file that is not a manifest is one item; its id is its name without suffix (as a folder
   holding it would name it: the same whatever folder the command runs from);
-* a manifest is a ``.csv`` (header row) or ``.jsonl`` (one object per line) with a ``path``
-  column and optionally an ``id`` column; every other column is metadata, carried into the
-  output (a column named like an output column, e.g. ``sample_rate``, is carried as
-  ``manifest_sample_rate``).  Relative paths are taken from the manifest's folder.
+* a manifest (read by :mod:`codec.manifest`, as for training and the benchmark) is a ``.csv``
+  (header row) or ``.jsonl`` (one object per line) with a ``path`` column and optionally an
+  ``id`` column; every other column is metadata, carried into the output (a column named
+  like an output column, e.g. ``sample_rate``, is carried as ``manifest_sample_rate``).
+  Relative paths are taken from the manifest's folder.
 
 Ids must be unique over all inputs (they name the rows of the output).  Paths are kept
 absolute and normalised (``..`` removed; symbolic links not resolved), so a rerun from another
@@ -19,12 +20,12 @@ writes it (reversible), an id as :func:`codec.formats.printable` shows it.  JSON
 outside int64 are carried as text.  Missing or unreadable
 audio named by a manifest is not an error here: it is found when the file is read, and goes
 to the run's errors report.  Problems with the inputs themselves (a missing folder, a
-manifest without a ``path`` column, a duplicate id) are :class:`~codec.exitcodes.UsageError`.
+manifest without a ``path`` column, a duplicate id) are :class:`~codec.errors.UsageError` or
+:class:`~codec.manifest.ManifestError` (both the user's input: exit status 2).
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
@@ -35,6 +36,7 @@ from typing import Any
 
 from codec.errors import UsageError
 from codec.formats import MANIFEST_SUFFIXES, audio_files, path_text, printable
+from codec.manifest import manifest_rows, resolve_entry
 
 # Columns every output row has; a manifest's metadata may not reuse these names.
 RESERVED = frozenset({"id", "path", "sample_rate", "num_samples", "duration", "num_frames", "num_codebooks",
@@ -121,20 +123,14 @@ def _stored(path: Path) -> str:
 
 
 def _manifest_items(manifest: Path) -> Iterator[Item]:
-    rows = _csv_rows(manifest) if manifest.suffix.lower() == ".csv" else _jsonl_rows(manifest)
-    count = 0
-    for where, row in rows:
-        path = row.pop("path", None)
-        if not isinstance(path, str) or not path.strip():
-            raise UsageError(f"{where}: no 'path' (every row needs the audio file's path)")
+    for where, row in manifest_rows(manifest):
+        row = dict(row)
+        path = row.pop("path")
         ident = row.pop("id", None)
         if ident is None or str(ident).strip() == "":
             ident = Path(path).with_suffix("").as_posix()
-        full = Path(path) if Path(path).is_absolute() else manifest.parent / path
-        count += 1
+        full = resolve_entry(manifest, path)
         yield Item(str(ident), _stored(full), tuple(sorted(_metadata(row, where).items())))
-    if count == 0:
-        raise UsageError(f"{manifest}: the manifest lists no files")
 
 
 def _metadata(row: dict[str, Any], where: str) -> dict[str, Any]:
@@ -149,37 +145,6 @@ def _metadata(row: dict[str, Any], where: str) -> dict[str, Any]:
             )
         meta[name] = value
     return meta
-
-
-def _csv_rows(manifest: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    try:
-        with manifest.open(newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            if reader.fieldnames is None or "path" not in reader.fieldnames:
-                raise UsageError(f"{manifest}: no 'path' column in the header row")
-            for n, row in enumerate(reader, 2):
-                if None in row:
-                    raise UsageError(f"{manifest}:{n}: more fields than the header names")
-                yield f"{manifest}:{n}", {k: (None if v == "" else v) for k, v in row.items()}
-    except (UnicodeDecodeError, csv.Error) as err:
-        raise UsageError(f"{manifest}: not a readable CSV manifest ({err})") from None
-
-
-def _jsonl_rows(manifest: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    try:
-        with manifest.open(encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise UsageError(f"{manifest}:{n}: not valid JSON ({err.msg})") from None
-                if not isinstance(row, dict):
-                    raise UsageError(f"{manifest}:{n}: expected a JSON object with a 'path' key")
-                yield f"{manifest}:{n}", row
-    except UnicodeDecodeError as err:
-        raise UsageError(f"{manifest}: not a readable JSONL manifest ({err.reason})") from None
 
 
 def _check_unique(items: list[Item]) -> None:

@@ -15,8 +15,6 @@ exactly the items the uninterrupted run would have seen, whatever the number of 
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -29,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from codec.audio import AudioError, resample
 from codec.errors import InputError
 from codec.formats import MANIFEST_SUFFIXES, audio_files
+from codec.manifest import ManifestError, manifest_paths
 from codec.pipeline.audiofile import AudioInfo, audio_info, load_audio, read_segment
 from codec.train.config import DataConfig
 
@@ -69,23 +68,11 @@ def _probe(path: Path) -> AudioFile:
 
 
 def _manifest_paths(manifest: Path) -> list[Path]:
-    """Paths listed in a CSV (``path`` column) or JSONL (``path`` key) manifest, relative to it."""
-    text = manifest.read_text()
-    if manifest.suffix.lower() == ".csv":
-        rows = list(csv.DictReader(text.splitlines()))
-        if rows and "path" not in rows[0]:
-            raise DataError(f"{manifest}: a CSV manifest needs a 'path' column")
-        entries = [row["path"] for row in rows]
-    else:
-        entries = []
-        for i, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                entries.append(json.loads(line)["path"])
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise DataError(f"{manifest}:{i}: expected a JSON object with a 'path' key") from None
-    return [p if p.is_absolute() else manifest.parent / p for p in map(Path, entries)]
+    """Paths listed in a manifest (:mod:`codec.manifest`, the reader tokenize and bench use)."""
+    try:
+        return manifest_paths(manifest)
+    except ManifestError as err:
+        raise DataError(str(err)) from None
 
 
 def find_audio(sources: Sequence[str | Path]) -> list[AudioFile]:
