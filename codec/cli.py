@@ -15,7 +15,7 @@ Several inputs go into one output folder (see :mod:`codec.pipeline.folder` for w
 
 ``-`` as input or output means a pipe: ``codec encode - -o -`` reads raw PCM on stdin and
 writes a token stream on stdout, ``codec decode - -o -`` the reverse (see the README section
-"Streaming from the shell" and :mod:`codec.fileformat` for the stream format).
+"Streaming from the shell" and :mod:`codec.tokenfile` for the stream format).
 """
 
 from __future__ import annotations

@@ -23,7 +23,6 @@ from codec.atomic import clear_stale
 from codec.audio import AudioError, resampled_length
 from codec.backends.base import Backend
 from codec.exitcodes import EXIT_BAD_INPUT, EXIT_OK, UsageError, exit_status, report
-from codec.fileformat import EXTENSION, STREAM_EXTENSION
 from codec.formats import AUDIO_SUFFIXES
 from codec.model_options import counts_text, load_codec, model_for, resolve_device
 from codec.pipeline import folder
@@ -43,6 +42,7 @@ from codec.pipeline.tokenio import (
     TokenStreamSink,
     token_file_summary,
 )
+from codec.tokenfile.header import EXTENSION, STREAM_EXTENSION
 
 TOKEN_SUFFIXES = {EXTENSION, STREAM_EXTENSION}
 

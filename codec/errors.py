@@ -7,7 +7,7 @@ itself a ``ValueError``.  The command line maps the one class to exit status 2
 1).  Library modules raise these classes and never import the exit-status table.
 
 The specific classes live beside the code that raises them (``AudioError`` in
-:mod:`codec.audio`, ``TokenFileError`` in :mod:`codec.fileformat`, ``CheckpointError`` in
+:mod:`codec.audio`, ``TokenFileError`` in :mod:`codec.tokenfile`, ``CheckpointError`` in
 :mod:`codec.checkpoint`, ...); the few that several modules share live here.
 """
 

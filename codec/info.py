@@ -18,11 +18,12 @@ from codec import backends, pretrained
 from codec.audio import AudioError
 from codec.checkpoint import WEIGHTS_NAME, CheckpointError, model_fingerprint, read_config
 from codec.errors import InputError
-from codec.fileformat import MAGIC, STREAM_MAGIC, read_header
 from codec.model import build_model, count_parameters
 from codec.pipeline.audiofile import AudioFileSource
 from codec.pretrained import NoBundledModelError
-from codec.tokenstream import TokenStreamReader
+from codec.tokenfile.file import read_header
+from codec.tokenfile.header import MAGIC, STREAM_MAGIC
+from codec.tokenfile.stream import TokenStreamReader
 
 
 class DescribeError(InputError):

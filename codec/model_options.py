@@ -16,9 +16,9 @@ from codec.api import Codec
 from codec.backends import KINDS
 from codec.backends.base import Backend
 from codec.errors import UsageError
-from codec.fileformat import MODEL_NAME, StreamHeader
 from codec.pipeline.tokenio import ModelMismatchError, check_header
 from codec.pretrained import NoBundledModelError
+from codec.tokenfile.header import MODEL_NAME, StreamHeader
 
 
 def resolve_device(text: str) -> str:

@@ -13,8 +13,8 @@ import pytest
 
 from codec import Codec
 from codec.checkpoint import CheckpointError, architecture_digest, load_checkpoint, save_model
-from codec.fileformat import read_codes
 from codec.pretrained import available, model_dir
+from codec.tokenfile import read_codes
 from tests.faults.kit import cli_command
 from tests.golden import make_golden
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from codec import Codec
-from codec import fileformat as ff
 from codec.atomic import Output, atomic_write, clear_stale
+from codec.tokenfile import file as ff
 from tests.conftest import speech_like
 
 

@@ -16,8 +16,8 @@ import torch
 from codec import Codec
 from codec.checkpoint import WEIGHTS_NAME, save_model
 from codec.cli import main
-from codec.fileformat import read_codes, write_codes
 from codec.pretrained import available
+from codec.tokenfile import read_codes, write_codes
 from tests.conftest import speech_like
 
 CLI = [sys.executable, "-m", "codec.cli"]

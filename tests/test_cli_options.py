@@ -14,8 +14,8 @@ import torch
 from codec import Codec
 from codec.atomic import Output
 from codec.checkpoint import save_model
-from codec.fileformat import read_codes
 from codec.pipeline import encode_file
+from codec.tokenfile import read_codes
 from tests.conftest import speech_like
 from tests.faults import kit as K
 

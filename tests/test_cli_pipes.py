@@ -19,8 +19,14 @@ import torch
 from codec import Codec
 from codec.checkpoint import save_model
 from codec.cli import main
-from codec.fileformat import STREAM_MAGIC, StreamHeader, header_from_codes, read_codes, write_codes
-from codec.tokenstream import TokenStreamWriter
+from codec.tokenfile import (
+    STREAM_MAGIC,
+    StreamHeader,
+    TokenStreamWriter,
+    header_from_codes,
+    read_codes,
+    write_codes,
+)
 from tests.conftest import speech_like
 
 CLI = [sys.executable, "-m", "codec.cli"]

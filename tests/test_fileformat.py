@@ -16,20 +16,23 @@ import pytest
 import torch
 
 from codec import Codec, Codes
-from codec.bitpack import bits_per_code, pack_codes, unpack_codes
-from codec.fileformat import (
+from codec.tokenfile import (
     MAGIC,
     STREAM_MAGIC,
     FileHeader,
     StreamHeader,
     TokenFileError,
+    TokenStreamReader,
+    TokenStreamWriter,
+    bits_per_code,
     header_from_codes,
+    pack_codes,
     parse_header,
     read_codes,
     read_header,
+    unpack_codes,
     write_codes,
 )
-from codec.tokenstream import TokenStreamReader, TokenStreamWriter
 from tests.conftest import speech_like
 
 
@@ -111,7 +114,7 @@ def test_packing_is_msb_first_and_sliced_seamlessly(monkeypatch) -> None:
     assert pack_codes(np.array([5, 3, 1]), 3) == bytes([0b10101100, 0b10000000])
     values = np.random.default_rng(0).integers(0, 1000, 1003)
     whole = pack_codes(values, 10)
-    monkeypatch.setattr("codec.bitpack._PACK_SLICE", 16)
+    monkeypatch.setattr("codec.tokenfile.bitpack._PACK_SLICE", 16)
     assert pack_codes(values, 10) == whole
     assert np.array_equal(unpack_codes(whole, 1003, 10), values)
 

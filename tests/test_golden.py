@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from codec import Codec
-from codec.fileformat import read_codes
 from codec.pretrained import available
+from codec.tokenfile import read_codes
 from tests.golden import make_golden
 
 REGENERATE = "if the bundled model was retrained on purpose, run: python tests/golden/make_golden.py NAME"

@@ -20,7 +20,6 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from codec import Codec, Codes
-from codec.bitpack import encode_frames
 from codec.checkpoint import (
     CheckpointError,
     legacy_config_hash,
@@ -29,17 +28,18 @@ from codec.checkpoint import (
     save_model,
     weights_fingerprint,
 )
-from codec.fileformat import (
+from codec.pipeline.tokenio import check_header
+from codec.tokenfile import (
     MAGIC,
     STREAM_MAGIC,
     TokenFileError,
+    TokenStreamReader,
+    encode_frames,
     header_from_codes,
     read_codes,
     read_header,
     write_codes,
 )
-from codec.pipeline.tokenio import check_header
-from codec.tokenstream import TokenStreamReader
 from tests.conftest import speech_like
 
 GOLDEN = Path(__file__).parent / "golden"

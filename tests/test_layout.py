@@ -44,7 +44,7 @@ TOOLS = ("codec.tokenize", "codec.data", "codec.bench", "codec.train")
 IO = (
     "codec.pipeline",
     "codec.tokenfile",
-    "codec.fileformat",
+    "codec.fileformat",  # deprecated names of codec.tokenfile
     "codec.tokenstream",
     "codec.bitpack",
     "codec.formats",
@@ -225,3 +225,20 @@ def test_a_moved_name_still_imports_and_warns() -> None:
     assert MIN_FRAMES == EXACT_FRAMES
     with pytest.raises(ImportError):
         from codec.api import NO_SUCH_NAME  # noqa: F401
+
+
+@pytest.mark.parametrize(
+    ("old", "name", "new"),
+    [
+        ("codec.fileformat", "write_codes", "codec.tokenfile.file"),
+        ("codec.fileformat", "StreamHeader", "codec.tokenfile.header"),
+        ("codec.tokenstream", "TokenStreamReader", "codec.tokenfile.stream"),
+        ("codec.bitpack", "pack_codes", "codec.tokenfile.bitpack"),
+    ],
+)
+def test_the_token_containers_old_modules_still_import_and_warn(old: str, name: str, new: str) -> None:
+    import importlib
+
+    with pytest.warns(DeprecationWarning, match=f"{new}.{name}"):
+        value = getattr(importlib.import_module(old), name)
+    assert value is getattr(importlib.import_module(new), name)

@@ -13,12 +13,12 @@ import torchaudio.functional as AF
 
 from codec import Codec
 from codec.audio import AudioError
-from codec.fileformat import TokenFileError, write_codes
 from codec.pipeline import decode_file, decode_to_file, encode_file
 from codec.pipeline.coders import AudioEncoder, CodesDecoder, chunk_frames
 from codec.pipeline.pcm import read_pcm, to_pcm
 from codec.pipeline.resample import BlockResampler
 from codec.streaming import Stream
+from codec.tokenfile import TokenFileError, write_codes
 from tests.conftest import speech_like
 
 

@@ -19,9 +19,10 @@ import torch
 
 from codec.api import Codec
 from codec.audio import AudioError, resample, resampled_length
-from codec.fileformat import FileHeader, TokenFileError, codes_from_header
 from codec.pipeline.resample import BlockResampler
 from codec.streaming import EXACT_FRAMES, Preroll
+from codec.tokenfile.file import codes_from_header
+from codec.tokenfile.header import FileHeader, TokenFileError
 
 DEFAULT_BLOCK_SECONDS = 10.0
 

@@ -25,11 +25,11 @@ import torch
 
 from codec.api import Codec
 from codec.audio import Audio, AudioError
-from codec.fileformat import StreamEnd
 from codec.pipeline.audiofile import AudioFileSink, AudioFileSource
 from codec.pipeline.coders import DEFAULT_BLOCK_SECONDS, AudioEncoder, CodesDecoder, chunk_frames
 from codec.pipeline.pcm import PcmSource
 from codec.pipeline.tokenio import CodesSink, TokenSource, check_end, check_header, stream_header
+from codec.tokenfile.header import StreamEnd
 from codec.tokens import Codes
 
 Progress = Callable[[int], None]

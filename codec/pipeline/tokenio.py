@@ -1,7 +1,7 @@
 """Tokens in and out: the token file and token stream sources and sinks, and the header checks.
 
 Sources give a header, code chunks ``[C, K, f]`` and, once the chunks are used up, the true
-lengths (:class:`~codec.fileformat.StreamEnd`); sinks take the same three things.  Chunks are
+lengths (:class:`~codec.tokenfile.StreamEnd`); sinks take the same three things.  Chunks are
 collected into a buffer that grows with what actually arrives, never with what a header says.
 :func:`check_header` and :func:`check_end` are the one place where the lengths and the model
 a header names are checked against each other and against the loaded model.
@@ -22,19 +22,10 @@ import torch
 from codec.api import Codec
 from codec.atomic import Output
 from codec.audio import resampled_length
-from codec.fileformat import (
-    STREAM_MAGIC,
-    FileHeader,
-    StreamEnd,
-    StreamHeader,
-    TokenFileError,
-    codes_from_header,
-    header_from_codes,
-    read_codes,
-    token_file_bytes,
-)
+from codec.tokenfile.file import codes_from_header, header_from_codes, read_codes, token_file_bytes
+from codec.tokenfile.header import STREAM_MAGIC, FileHeader, StreamEnd, StreamHeader, TokenFileError
+from codec.tokenfile.stream import TokenStreamReader, TokenStreamWriter
 from codec.tokens import Codes
-from codec.tokenstream import TokenStreamReader, TokenStreamWriter
 
 
 class TokenSource:

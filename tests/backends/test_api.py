@@ -9,8 +9,8 @@ import torch
 from codec import Codec, Codes, backends
 from codec.backends.base import Backend
 from codec.checkpoint import weights_fingerprint
-from codec.fileformat import read_codes, write_codes
 from codec.pipeline.tokenio import TokenFileError, TokenSource, check_header
+from codec.tokenfile import read_codes, write_codes
 from tests.backends.tiny import KINDS
 from tests.conftest import speech_like
 

@@ -13,8 +13,8 @@ import soundfile as sf
 import torch
 
 from codec.cli import main
-from codec.fileformat import read_codes
 from codec.pipeline.audiofile import load_audio
+from codec.tokenfile import read_codes
 from tests.conftest import speech_like
 
 TRANSFORMERS = ["encodec", "dac", "mimi"]

@@ -55,7 +55,7 @@ def test_mimi_through_the_pipeline_equals_the_api(loaded, tmp_path) -> None:
     sf.write(tmp_path / "a.wav", wav.T.numpy(), 16000, subtype="FLOAT")
     codes = encode_file(b, tmp_path / "a.wav", block_seconds=2.0)  # streamed in blocks, resampled
     assert codes == b.encode(wav[None], 16000)
-    from codec.fileformat import write_codes
+    from codec.tokenfile import write_codes
 
     write_codes(tmp_path / "a.cdc", codes)
     audio, rate = decode_file(b, tmp_path / "a.cdc")

@@ -26,8 +26,7 @@ import soundfile as sf
 import torch
 
 from codec import Codec
-from codec.fileformat import MAGIC, StreamHeader, header_from_codes, write_codes
-from codec.tokenstream import TokenStreamWriter
+from codec.tokenfile import MAGIC, StreamHeader, TokenStreamWriter, header_from_codes, write_codes
 from tests.conftest import speech_like
 
 

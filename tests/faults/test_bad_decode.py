@@ -106,7 +106,7 @@ for _name, _frag, _damage in [
 
 def _stream_case(name: str, fragment: str, end) -> None:
     def make(d: Path, kit: K.Kit):
-        from codec.fileformat import read_codes
+        from codec.tokenfile import read_codes
 
         codes = read_codes(kit.cdc)
         return dec(_put(d / "t.cdcs", K.stream_bytes(codes, end(codes))), d / "x.wav"), None

@@ -12,9 +12,9 @@ import torch
 
 from codec import Codec, Codes
 from codec.audio import MAX_RATIO_PRODUCT, AudioError, resample, resample_ratio
-from codec.fileformat import read_codes, write_codes
 from codec.pipeline import encode_file
 from codec.pipeline.resample import BlockResampler
+from codec.tokenfile import read_codes, write_codes
 from codec.tokens import unflatten_tokens
 from tests.conftest import speech_like
 from tests.faults import kit as K

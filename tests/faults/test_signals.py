@@ -18,7 +18,7 @@ import torch
 from codec import Codec
 from codec.atomic import Output
 from codec.checkpoint import save_model
-from codec.fileformat import write_codes
+from codec.tokenfile import write_codes
 from tests.conftest import speech_like
 from tests.faults import kit as K
 

@@ -29,7 +29,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from codec import Codec, load_audio, pretrained
-from codec.fileformat import write_codes
+from codec.tokenfile import write_codes
 
 HERE = Path(__file__).resolve().parent
 MODEL = pretrained.DEFAULT_MODEL

@@ -22,8 +22,8 @@ from codec.audio import MAX_RATIO_PRODUCT
 from codec.checkpoint import CheckpointError, save_model
 from codec.cli import main
 from codec.config import CodecConfig, ConfigError
-from codec.fileformat import read_codes, write_codes
 from codec.model import build_model
+from codec.tokenfile import read_codes, write_codes
 from codec.train import cli
 from codec.train.runner import RunOptions, flushes_denormals, train
 from tests.train.conftest import debug_preset, synth
