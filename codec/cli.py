@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
                                            ("export", "add_export_parser", "run_export")])  # fmt: skip
     _add_optional(sub, "codec.demo", [("demo", "add_demo_parser", "run_demo")])
     _add_optional(sub, "codec.bench.cli", [("bench", "add_bench_parser", "run_bench")])
-    _add_optional(sub, "codec.data.cli", [("tokenize", "add_tokenize_parser", "run_tokenize")])
+    _add_optional(sub, "codec.tokenize.cli", [("tokenize", "add_tokenize_parser", "run_tokenize")])
     return parser
 
 

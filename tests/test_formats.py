@@ -8,9 +8,9 @@ import numpy as np
 import soundfile as sf
 
 from codec.bench.data import collect
-from codec.data.inputs import list_inputs
 from codec.formats import AUDIO_SUFFIXES
 from codec.pipeline.folder import folder_jobs
+from codec.tokenize.inputs import list_inputs
 from codec.train.data import find_audio
 
 AUDIO = ["a.wav", "b.FLAC", "sub/c.ogg", "sub/deeper/d.caf", "e.aiff", "f.au"]

@@ -40,7 +40,7 @@ APPLICATIONS = {
     "codec.demo",
     "codec.info",
 }
-TOOLS = ("codec.tokenize", "codec.data", "codec.bench", "codec.train")
+TOOLS = ("codec.tokenize", "codec.data", "codec.bench", "codec.train")  # codec.data: deprecated names
 IO = (
     "codec.pipeline",
     "codec.tokenfile",
@@ -234,11 +234,20 @@ def test_a_moved_name_still_imports_and_warns() -> None:
         ("codec.fileformat", "StreamHeader", "codec.tokenfile.header"),
         ("codec.tokenstream", "TokenStreamReader", "codec.tokenfile.stream"),
         ("codec.bitpack", "pack_codes", "codec.tokenfile.bitpack"),
+        ("codec.data", "TokenDataset", "codec.tokenize"),
     ],
 )
-def test_the_token_containers_old_modules_still_import_and_warn(old: str, name: str, new: str) -> None:
+def test_a_moved_modules_names_still_import_and_warn(old: str, name: str, new: str) -> None:
     import importlib
 
     with pytest.warns(DeprecationWarning, match=f"{new}.{name}"):
         value = getattr(importlib.import_module(old), name)
     assert value is getattr(importlib.import_module(new), name)
+
+
+def test_every_package_is_in_the_wheel() -> None:
+    """setuptools installs only the packages pyproject.toml lists: a new folder must be listed."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(("codec", *p.parent.relative_to(ROOT).parts)) for p in ROOT.rglob("__init__.py")}
+    assert found - listed == set()

@@ -15,7 +15,7 @@ from codec.manifest import ManifestError, manifest_paths, manifest_rows
 
 
 def _tokenize(manifest: Path) -> list[Path]:
-    from codec.data.inputs import list_inputs
+    from codec.tokenize.inputs import list_inputs
 
     return [Path(item.path) for item in list_inputs([str(manifest)]).items]
 

@@ -223,7 +223,7 @@ def resume(args: argparse.Namespace, work: Path) -> list[str]:
                      "killed" if killed else f"ended first (exit {proc.returncode})"])  # fmt: skip
     final = kit.run(argv)
     codec = Codec.from_pretrained(args.model)
-    torch.set_num_threads(1)  # as codec tokenize codes on a CPU (see codec/data/distributed.py)
+    torch.set_num_threads(1)  # as codec tokenize codes on a CPU (see codec/tokenize/distributed.py)
     seen: dict[str, int] = {}
     equal = 0
     for shard in sorted((out / "shards").glob("shard-*.parquet")):

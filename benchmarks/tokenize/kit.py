@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 
 from codec.api import Codec
 from codec.audio import resampled_length
-from codec.data.plan import batches
 from codec.streaming import EXACT_FRAMES
+from codec.tokenize.plan import batches
 
 
 @dataclass

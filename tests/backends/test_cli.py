@@ -89,7 +89,7 @@ def test_demo_and_bad_models_are_one_line(tiny_dirs, clip, tmp_path, capsys) -> 
 
 @pytest.mark.parametrize("kind", TRANSFORMERS)
 def test_tokenize_and_the_dataset(kind: str, tiny_dirs, loaded, tmp_path, capsys) -> None:
-    from codec.data import TokenDataset
+    from codec.tokenize import TokenDataset
     from tests.data.kit import CLIPS, alone, make_corpus, read_rows
 
     corpus, out, spec = make_corpus(tmp_path / "corpus"), tmp_path / "tokens", f"{kind}:{tiny_dirs[kind]}"

@@ -1,1 +1,1 @@
-"""Tests of codec.data: corpus tokenization and the LM datasets."""
+"""Tests of codec.tokenize: corpus tokenization and the LM datasets."""

@@ -15,9 +15,9 @@ import pytest
 import soundfile as sf
 
 from codec.cli import main
-from codec.data.inputs import list_inputs
-from codec.data.launch import free_port
-from codec.data.plan import load_plan, make_plan
+from codec.tokenize.inputs import list_inputs
+from codec.tokenize.launch import free_port
+from codec.tokenize.plan import load_plan, make_plan
 from tests.conftest import speech_like
 from tests.data.kit import all_ids, check_output
 from tests.faults.kit import cli_command
@@ -195,7 +195,7 @@ def test_without_the_data_extra_the_command_says_so(monkeypatch, capsys, tmp_pat
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "pyarrow" else real(name, *a)
     )
-    monkeypatch.delitem(sys.modules, "codec.data.cli", raising=False)
+    monkeypatch.delitem(sys.modules, "codec.tokenize.cli", raising=False)
     code = main(["tokenize", str(tmp_path), "-o", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2 and "'codec tokenize' is not available" in err and "pip install 'codec[data]'" in err
@@ -208,7 +208,7 @@ def test_a_run_that_failed_in_any_process_is_reported_once_with_its_status(
 ) -> None:
     """The process that reports (rank 0) prints the failed process's one line; the others end
     quietly; every one ends with the status of that error."""
-    import codec.data.run as run
+    import codec.tokenize.run as run
     from codec.errors import UsageError
 
     def fail(*args, **kwargs):

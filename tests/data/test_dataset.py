@@ -9,7 +9,7 @@ import pyarrow.dataset as pads
 import pytest
 import torch
 
-from codec.data import (
+from codec.tokenize import (
     IterableTokenDataset,
     TokenDataset,
     TokenizeOptions,

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow.dataset as pads
 import pytest
 
-from codec.data import IterableTokenDataset, ShardError, TokenDataset, TokenizeOptions, tokenize
+from codec.tokenize import IterableTokenDataset, ShardError, TokenDataset, TokenizeOptions, tokenize
 from tests.data.kit import all_ids, check_output, flip_code_byte
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from codec.cli import build_parser
-from codec.data import launch
-from codec.data.cli import child_argv
-from codec.data.distributed import env_ranks
 from codec.exitcodes import UsageError
+from codec.tokenize import launch
+from codec.tokenize.cli import child_argv
+from codec.tokenize.distributed import env_ranks
 
 _ENV = ("LOCAL_RANK", "WORLD_SIZE", "SLURM_NTASKS", "MASTER_ADDR", "MASTER_PORT", "NODE_RANK")
 
@@ -170,16 +170,16 @@ def test_a_failed_process_ends_the_group_with_one_line(monkeypatch, capsys, scri
 def test_a_group_error_after_a_local_rank_died_names_the_rank(monkeypatch, capsys, tmp_path) -> None:
     """Rank 0 sees a dead peer as its group's error (gloo: "Connection closed by peer"): the
     command reports the process that died, with its status, not the symptom."""
-    import codec.data.run
-    from codec.data.cli import run_tokenize
+    import codec.tokenize.run
+    from codec.tokenize.cli import run_tokenize
 
     dead = subprocess.Popen([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"])
     dead.wait()
 
-    def lost(opts):
+    def lost(opts, **kwargs):
         raise RuntimeError("Connection closed by peer [127.0.0.1]:9633")
 
-    monkeypatch.setattr(codec.data.run, "tokenize", lost)
+    monkeypatch.setattr(codec.tokenize.run, "tokenize", lost)
     args = build_parser().parse_args(["tokenize", str(tmp_path), "-o", str(tmp_path / "out")])
     args.local_group = launch.LocalGroup([dead])
     assert run_tokenize(args) == 137

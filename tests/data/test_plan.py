@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from codec.data.plan import MAX_PADDING, batches
+from codec.tokenize.plan import MAX_PADDING, batches
 
 
 @given(st.lists(st.integers(1, 50_000), max_size=60), st.integers(1, 200_000))
@@ -31,8 +31,8 @@ def test_unknown_lengths_are_alone() -> None:
 
 
 def test_shards_are_dealt_by_duration(corpus) -> None:
-    from codec.data.inputs import list_inputs
-    from codec.data.plan import make_plan, plan_key
+    from codec.tokenize.inputs import list_inputs
+    from codec.tokenize.plan import make_plan, plan_key
 
     listing = list_inputs([str(corpus)])
     plan = make_plan(listing, plan_key(listing, "m", "f", 4, 3))
@@ -48,9 +48,9 @@ def test_shards_are_dealt_by_duration(corpus) -> None:
 def test_the_plan_is_the_row_by_row_deal(corpus, tmp_path) -> None:
     """The columnar plan equals the plain definition: readable items sorted by (undeclared
     length last, duration, id), dealt round-robin; unreadable ones last, shard -1."""
-    from codec.data.inputs import list_inputs
-    from codec.data.plan import make_plan, plan_key
     from codec.pipeline.audiofile import audio_info
+    from codec.tokenize.inputs import list_inputs
+    from codec.tokenize.plan import make_plan, plan_key
 
     manifest = tmp_path / "m.jsonl"
     manifest.write_text("".join(f'{{"path": "{p}", "speaker": {n}}}\n' for n, p in enumerate(sorted(
@@ -79,8 +79,8 @@ def test_the_plan_is_the_row_by_row_deal(corpus, tmp_path) -> None:
 
 def test_headers_read_in_slices_make_the_same_plan(corpus) -> None:
     """Several processes each read a slice of the headers: the plan is the one of reading them all."""
-    from codec.data.inputs import list_inputs
-    from codec.data.plan import make_plan, plan_key, read_headers
+    from codec.tokenize.inputs import list_inputs
+    from codec.tokenize.plan import make_plan, plan_key, read_headers
 
     listing = list_inputs([str(corpus)])
     key = plan_key(listing, "m", "f", 4, 3)

@@ -13,10 +13,10 @@ import pytest
 
 from codec import Codec
 from codec.checkpoint import save_model
-from codec.data import TokenizeOptions, tokenize
-from codec.data.plan import load_plan
-from codec.data.shards import sha256_file
 from codec.exitcodes import UsageError
+from codec.tokenize import TokenizeOptions, tokenize
+from codec.tokenize.plan import load_plan
+from codec.tokenize.shards import sha256_file
 from tests.data.kit import CLIPS, all_ids, check_output, read_rows
 
 
@@ -216,9 +216,9 @@ class _Rank0:
 def test_a_failure_of_another_process_while_planning_is_reported_once(
     capsys, corpus, model_dir, tmp_path
 ) -> None:
-    from codec.data.inputs import list_inputs
-    from codec.data.plan import plan_key, read_headers
-    from codec.data.run import RunFailed, plan_together
+    from codec.tokenize.inputs import list_inputs
+    from codec.tokenize.plan import plan_key, read_headers
+    from codec.tokenize.run import RunFailed, plan_together
 
     opts = options([corpus], tmp_path / "out", model_dir)
     listing = list_inputs(opts.inputs)

@@ -156,12 +156,12 @@ def test_a_long_file_is_coded_in_chunks_of_batch_seconds(
         calls.append(x.shape[-1])
         return original(self, x, *args, **kwargs)
 
-    import codec.data.encode
+    import codec.tokenize.encode
 
     whole: list[str] = []
-    read = codec.data.encode.load_audio
+    read = codec.tokenize.encode.load_audio
     monkeypatch.setattr(CodecModel, "encode", counted)
-    monkeypatch.setattr(codec.data.encode, "load_audio", lambda path: whole.append(path) or read(path))
+    monkeypatch.setattr(codec.tokenize.encode, "load_audio", lambda path: whole.append(path) or read(path))
     out = tmp_path / "out"
     assert _tokenize([corpus], out, model_dir, "--batch-seconds", "0.3") == 0
     frames = 16 * max(1, round(0.3 * model.frame_rate / 16))  # whole multiples of 16 frames

@@ -30,9 +30,9 @@ import pyarrow.parquet as pq
 
 from codec.atomic import atomic_write
 from codec.audio import AudioError
-from codec.data.inputs import Item, Listing, cast_value
 from codec.formats import printable, text_path
 from codec.pipeline.audiofile import audio_info
+from codec.tokenize.inputs import Item, Listing, cast_value
 
 # The leading underscore keeps it out of what pyarrow, Spark and `datasets` take for data files.
 PLAN_NAME = "_plan.parquet"

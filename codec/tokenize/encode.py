@@ -34,12 +34,12 @@ import torch
 
 from codec.api import Codec
 from codec.audio import resample, resampled_length
-from codec.data.plan import Plan, PlannedItem, batches, reason
-from codec.data.shards import Row, write_shard
 from codec.formats import text_path
 from codec.pipeline.audiofile import AudioFileSource, load_audio
 from codec.pipeline.coders import AudioEncoder, chunk_frames
 from codec.streaming import EXACT_FRAMES
+from codec.tokenize.plan import Plan, PlannedItem, batches, reason
+from codec.tokenize.shards import Row, write_shard
 
 
 @dataclass

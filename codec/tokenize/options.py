@@ -1,7 +1,7 @@
 """What ``codec tokenize`` was asked to do, checked before anything heavy is imported.
 
-Kept apart from :mod:`codec.data.run` (which imports PyTorch) so that the command line can
-check its options before it starts any process (:mod:`codec.data.launch`).
+Kept apart from :mod:`codec.tokenize.run` (which imports PyTorch) so that the command line can
+check its options before it starts any process (:mod:`codec.tokenize.launch`).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ The command line knows the process count before it imports anything, so the firs
 starts the node's other processes at once (the same command with ``LOCAL_RANK`` set, and
 ``MASTER_ADDR``, ``MASTER_PORT``, ``NODE_RANK``, ``WORLD_SIZE`` in the environment, as
 ``torchrun`` would) and every process imports PyTorch in parallel, then joins the group by
-that ``env://`` rendezvous (:mod:`codec.data.distributed`).
+that ``env://`` rendezvous (:mod:`codec.tokenize.distributed`).
 
 Nothing is started when a launcher already started the processes (SLURM's ``srun``,
 ``torchrun``, a hand-set ``LOCAL_RANK``) or for a single process.  The first process watches

@@ -1,16 +1,16 @@
 """Corpus tokenization: audio inputs -> Parquet shards of codes, on one or many processes.
 
 :func:`tokenize` runs one process's part of a run (every process of a distributed run calls
-it, see :mod:`codec.data.distributed`).  Rank 0 holds the output folder's lock throughout, so
+it, see :mod:`codec.tokenize.distributed`).  Rank 0 holds the output folder's lock throughout, so
 a second run into the same folder is refused at once:
 
 1. rank 0 lists the inputs and makes the plan, or finds the one a killed run left and checks
-   it was made for the same inputs and options (:mod:`codec.data.plan`); a complete run
+   it was made for the same inputs and options (:mod:`codec.tokenize.plan`); a complete run
    (its ``index.json`` stamped with the same plan) is recognised and not redone.  With several
    processes every one reads the headers of a slice of the items (on a corpus of millions of
    files this is minutes of work), and rank 0 makes the plan of them all;
 2. every rank takes shards ``rank, rank + world, ...`` and codes those that are not yet
-   committed (:mod:`codec.data.encode`); each shard is written atomically;
+   committed (:mod:`codec.tokenize.encode`); each shard is written atomically;
 3. after a barrier rank 0 checksums the shards and writes ``errors.csv`` and ``index.json``.
 
 A kill at any moment loses at most the shards in progress: a rerun finds the committed
@@ -35,12 +35,13 @@ from tqdm import tqdm
 from codec.api import Codec
 from codec.atomic import locked
 from codec.backends.base import Backend
-from codec.data.distributed import Ranks, start
-from codec.data.encode import EncodeStats, encode_shard
-from codec.data.inputs import Listing, list_inputs
-from codec.data.options import TokenizeOptions, check_options
-from codec.data.plan import Plan, load_plan, make_plan, plan_key, read_headers, save_plan
-from codec.data.shards import (
+from codec.errors import InputError, UsageError
+from codec.tokenize.distributed import Ranks, start
+from codec.tokenize.encode import EncodeStats, encode_shard
+from codec.tokenize.inputs import Listing, list_inputs
+from codec.tokenize.options import TokenizeOptions, check_options
+from codec.tokenize.plan import Plan, load_plan, make_plan, plan_key, read_headers, save_plan
+from codec.tokenize.shards import (
     ERRORS_NAME,
     INDEX_NAME,
     check_empty,
@@ -54,7 +55,6 @@ from codec.data.shards import (
     shard_name,
     write_index,
 )
-from codec.errors import InputError, UsageError
 
 # Loads the model a run names (``--model``: a bundled name, a folder or ``KIND:REF``) on a device.
 Loader = Callable[[str | None, Any], Backend]

@@ -7,7 +7,7 @@ them decides how they meet:
 
 * processes started with the ``env://`` rendezvous in their environment (``LOCAL_RANK``,
   ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``; ``RANK`` or ``NODE_RANK``): the ones
-  ``codec tokenize --devices N`` starts itself (:mod:`codec.data.launch`), or ``torchrun``'s,
+  ``codec tokenize --devices N`` starts itself (:mod:`codec.tokenize.launch`), or ``torchrun``'s,
   join with ``torch.distributed.init_process_group`` directly.  Lightning is not imported:
   its import alone (it pulls in ``torch._dynamo`` and torchmetrics) costs every process
   seconds of CPU, more than a short run's coding, and Fabric would only join the same group;
@@ -31,7 +31,7 @@ from codec.errors import UsageError
 # Launchers that start every process themselves (Fabric then only joins their group): the
 # number of processes they started.
 _LAUNCHER_VARS = ("SLURM_NTASKS", "WORLD_SIZE")
-# The env:// rendezvous of processes started with their ranks (by codec.data.launch, torchrun).
+# The env:// rendezvous of processes started with their ranks (by codec.tokenize.launch, torchrun).
 _ENV_VARS = ("LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 # How long a process waits for the others in a collective (rank 0 plans a corpus meanwhile).
 _TIMEOUT = datetime.timedelta(hours=2)
@@ -196,7 +196,7 @@ def env_ranks(
     """``(rank, world_size, local_rank)`` of a process started with the ``env://`` variables.
 
     ``RANK`` when the launcher sets it (``torchrun``), else ``NODE_RANK * devices + LOCAL_RANK``
-    (:mod:`codec.data.launch`, or set by hand).  Raises ``UsageError`` when they disagree with
+    (:mod:`codec.tokenize.launch`, or set by hand).  Raises ``UsageError`` when they disagree with
     ``--devices``/``--num-nodes``.
     """
     try:

@@ -7,14 +7,14 @@ Both yield one dict per item::
      "path": str, "duration": float, "sample_rate": int, "num_samples": int, <metadata columns>}
 
 With ``max_frames``, longer items are cropped to ``max_frames`` (from the start, or at a
-random offset with ``random_crop``: a new one every epoch, see :mod:`codec.data.items`), and
+random offset with ``random_crop``: a new one every epoch, see :mod:`codec.tokenize.items`), and
 with ``pad=True`` shorter ones are padded with ``pad_value`` up to it, so items stack into a
 batch; ``length`` then says how many frames are real.  Without padding,
-:func:`codec.data.collate_tokens` batches items of different lengths.
+:func:`codec.tokenize.collate_tokens` batches items of different lengths.
 
 Opening checks the output: every shard ``index.json`` lists must be there with its size and
 (``verify=True``, the default) its sha256, so a missing, damaged or replaced shard is named
-when the dataset is made, not mid-epoch (:class:`codec.data.shards.ShardError`).
+when the dataset is made, not mid-epoch (:class:`codec.tokenize.shards.ShardError`).
 
 :class:`TokenDataset` is map-style (random access; split it across ranks with a
 ``DistributedSampler``).  :class:`IterableTokenDataset` streams shard by shard and splits the
@@ -36,8 +36,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from codec.data.items import Items
-from codec.data.shards import ShardError, read_index, shard_problem
+from codec.tokenize.items import Items
+from codec.tokenize.shards import ShardError, read_index, shard_problem
 
 _SKIP = {"codes", "num_frames", "num_codebooks", "model", "fingerprint"}
 _RERUN = "rerun the `codec tokenize` command that made it: it redoes missing and damaged shards"
@@ -119,7 +119,7 @@ class TokenDataset(torch.utils.data.Dataset):
         verify: check every shard's sha256 at open (reads the whole output once; ``False``:
             presence and sizes only).
     Raises ``ValueError`` naming the problem for a folder that is not a complete output, for a
-    missing or damaged shard (:class:`~codec.data.shards.ShardError`) and for bad arguments.
+    missing or damaged shard (:class:`~codec.tokenize.shards.ShardError`) and for bad arguments.
     """
 
     def __init__(

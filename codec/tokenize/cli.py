@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from codec.cli import MODEL_HELP, positive_float, positive_int
 
 if TYPE_CHECKING:
-    from codec.data.options import TokenizeOptions
+    from codec.tokenize.options import TokenizeOptions
 
 # The extra's packages; a missing one makes `codec tokenize` an explained stub (codec.cli).
 for _name in ("pyarrow",):
@@ -54,9 +54,9 @@ def add_tokenize_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
 
 
 def start_processes(args: argparse.Namespace) -> None:
-    """Before PyTorch is imported: start this node's other processes (:mod:`codec.data.launch`)."""
-    from codec.data.launch import start_local_processes, watch_parent
-    from codec.data.options import check_options
+    """Before PyTorch is imported: start this node's other processes (:mod:`codec.tokenize.launch`)."""
+    from codec.tokenize.launch import start_local_processes, watch_parent
+    from codec.tokenize.options import check_options
 
     watch_parent()  # in a process the first one started: end when it is gone
     check_options(_options(args))  # a bad option is reported once, by this process, before any start
@@ -77,9 +77,9 @@ def child_argv(args: argparse.Namespace) -> list[str]:
 def run_tokenize(args: argparse.Namespace) -> int:
     """Run the command; prints the summary on stdout (rank 0), and waits for the processes it started."""
     from codec import exitcodes
-    from codec.data.launch import LocalGroup, failure, orphaned, parent_gone, shell_status
-    from codec.data.run import RunFailed, tokenize
     from codec.model_options import load_codec
+    from codec.tokenize.launch import LocalGroup, failure, orphaned, parent_gone, shell_status
+    from codec.tokenize.run import RunFailed, tokenize
 
     group = getattr(args, "local_group", None) or LocalGroup()
     try:
@@ -106,7 +106,7 @@ def run_tokenize(args: argparse.Namespace) -> int:
 
 
 def _options(args: argparse.Namespace) -> TokenizeOptions:
-    from codec.data.options import TokenizeOptions
+    from codec.tokenize.options import TokenizeOptions
 
     return TokenizeOptions(
         inputs=list(args.inputs),

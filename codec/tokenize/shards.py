@@ -9,7 +9,7 @@ file                          what
 ``errors.csv``                ``id,path,reason`` of every item that could not be tokenized
 ``index.json``                the model, the shards (rows, bytes, sha256 each), totals;
                               written last: its presence means the run is complete
-``_plan.parquet``             the plan (:mod:`codec.data.plan`), kept so a rerun resumes it
+``_plan.parquet``             the plan (:mod:`codec.tokenize.plan`), kept so a rerun resumes it
 ============================  ===============================================================
 
 Every file is written through :func:`codec.atomic.atomic_write` (temporary file, then rename):
@@ -20,7 +20,7 @@ and Polars read them as they are.
 
 Integrity: shards carry Parquet page checksums (a rerun after a kill reads the committed ones
 against them), ``index.json`` records each shard's size and sha256 (a rerun of a complete
-output and :class:`codec.data.TokenDataset` at open compare them: :func:`shard_problem`), and
+output and :class:`codec.tokenize.TokenDataset` at open compare them: :func:`shard_problem`), and
 shards that cannot belong to the run (its plan deleted, past its last shard) are removed.
 """
 
@@ -43,8 +43,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from codec.atomic import LOCK_SUFFIX, TEMP_MARK, atomic_write
-from codec.data.plan import ARROW_TYPES, PLAN_NAME, Plan
 from codec.errors import InputError, UsageError
+from codec.tokenize.plan import ARROW_TYPES, PLAN_NAME, Plan
 
 INDEX_NAME = "index.json"
 ERRORS_NAME = "errors.csv"
