@@ -264,3 +264,13 @@ def test_bundled_student_preset_fits_the_bundled_teacher():
     check_compatible(preset.model, CodecConfig.from_yaml("speech_16k"), preset.distill)
     assert preset.train.freeze == ("quantizer",) and preset.distill.pool_items > 0
     assert preset.model.quantizer == CodecConfig.from_yaml("speech_16k").quantizer
+
+
+def test_distillation_overrides_only_the_batch_forward_and_the_losses() -> None:
+    """One training step for both recipes: distillation changes what differs, never the step."""
+    from codec.train.distill_run import DistillationModule
+    from codec.train.module import CodecTrainingModule
+
+    steps = ("training_step", "_generator_losses", "_generator_update", "_discriminator_step")
+    assert not [name for name in steps if name in vars(DistillationModule)]
+    assert {"forward_batch", "extra_losses"} <= set(vars(DistillationModule)) & set(vars(CodecTrainingModule))
