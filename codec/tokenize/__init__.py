@@ -22,8 +22,7 @@ use, so ``codec.tokenize.cli`` (imported by ``codec --help``) stays cheap.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from codec.lazy import exports
 
 _EXPORTS = {
     "TokenDataset": "codec.tokenize.dataset",
@@ -35,12 +34,5 @@ _EXPORTS = {
     "TokenizeReport": "codec.tokenize.run",
     "tokenize": "codec.tokenize.run",
 }
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'codec.tokenize' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
-
-
+__getattr__, __dir__ = exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)
