@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from codec.audio import AudioError, as_batch, pad_clips, resample, resampled_length
-from codec.checkpoint import ModelIdentity
+from codec.checkpoint import ModelIdentity, weights_fingerprint
 from codec.checks import check_codes
 from codec.errors import CodesError, InputError
 from codec.streaming import StreamingError
@@ -344,6 +344,30 @@ class Backend(ABC):
             raise CodesError(f"codes.lengths must have one entry per item ({codes.batch_size})")
         if int(codes.frame_lengths.max()) > codes.num_frames or int(codes.lengths.min()) < 1:
             raise CodesError("codes.lengths do not fit the number of frames in codes.codes")
+
+
+class WrappedBackend(Backend):
+    """A peer's loaded model object behind :class:`Backend`.
+
+    Holds the object, its name and source, puts its PyTorch module in eval mode and fingerprints
+    that module's weights once (with ``extra`` tensors first, for settings that change the codes
+    without being weights, such as a bottleneck preset).  Subclasses whose object is not itself
+    the module override :meth:`torch_module`.
+    """
+
+    def __init__(
+        self, model: Any, name: str, source: str = "", extra: dict[str, torch.Tensor] | None = None
+    ) -> None:
+        self.model, self.name, self.source = model, name, source
+        module = self.torch_module().eval()
+        self._fingerprint = weights_fingerprint({**(extra or {}), **module.state_dict()})
+
+    @property
+    def fingerprint(self) -> str:
+        return self._fingerprint
+
+    def torch_module(self) -> torch.nn.Module:
+        return self.model
 
 
 def check_rate(sample_rate: object) -> None:

@@ -30,9 +30,8 @@ from typing import Any
 import torch
 
 from codec.backends import BackendError
-from codec.backends.base import Backend
+from codec.backends.base import WrappedBackend
 from codec.backends.hub import fetch, model_name, need
-from codec.checkpoint import weights_fingerprint
 
 _CLASSES = {"encodec": "EncodecModel", "dac": "DacModel", "mimi": "MimiModel"}
 
@@ -65,7 +64,7 @@ def load(kind: str, ref: str) -> TransformersBackend:
     return backend(model, model_name(kind, ref), ref)
 
 
-class TransformersBackend(Backend):
+class TransformersBackend(WrappedBackend):
     """A ``transformers`` codec model behind :class:`Backend`.
 
     Args:
@@ -76,17 +75,8 @@ class TransformersBackend(Backend):
     def __init__(self, model: Any, name: str, source: str = "") -> None:
         import transformers
 
-        self.model = model.eval()
-        self.name, self.source = name, source
+        super().__init__(model, name, source)
         self.versions = f"transformers={transformers.__version__}"
-        self._fingerprint = weights_fingerprint(model.state_dict())
-
-    @property
-    def fingerprint(self) -> str:
-        return self._fingerprint
-
-    def torch_module(self) -> torch.nn.Module:
-        return self.model
 
     @property
     def sample_rate(self) -> int:

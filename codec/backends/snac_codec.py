@@ -22,9 +22,8 @@ from typing import Any
 import torch
 
 from codec.backends import BackendError
-from codec.backends.base import Backend
+from codec.backends.base import WrappedBackend
 from codec.backends.hub import fetch, model_name, need
-from codec.checkpoint import weights_fingerprint
 
 
 def load(kind: str, ref: str) -> SnacBackend:
@@ -40,7 +39,7 @@ def load(kind: str, ref: str) -> SnacBackend:
     return backend
 
 
-class SnacBackend(Backend):
+class SnacBackend(WrappedBackend):
     """A SNAC model behind :class:`Backend` (see the module docstring for the frame layout)."""
 
     kind = "snac"
@@ -49,17 +48,8 @@ class SnacBackend(Backend):
         strides = [int(s) for s in model.vq_strides]
         if any(strides[0] % s for s in strides):
             raise BackendError(f"{name}: vq_strides {strides} do not divide the coarsest one")
-        self.model = model.eval()
-        self.name, self.source = name, source
+        super().__init__(model, name, source)
         self.per_frame = [strides[0] // s for s in strides]  # codes of each level in one frame
-        self._fingerprint = weights_fingerprint(model.state_dict())
-
-    @property
-    def fingerprint(self) -> str:
-        return self._fingerprint
-
-    def torch_module(self) -> torch.nn.Module:
-        return self.model
 
     @property
     def sample_rate(self) -> int:

@@ -17,9 +17,8 @@ from typing import Any
 import torch
 
 from codec.backends import BackendError
-from codec.backends.base import Backend
+from codec.backends.base import WrappedBackend
 from codec.backends.hub import fetch, model_name, need
-from codec.checkpoint import weights_fingerprint
 
 SUBFOLDER = "speechtokenizer_hubert_avg"  # where the published repository keeps the model
 CHECKPOINT = "SpeechTokenizer.pt"
@@ -56,22 +55,10 @@ def load(kind: str, ref: str) -> SpeechTokenizerBackend:
     return backend
 
 
-class SpeechTokenizerBackend(Backend):
+class SpeechTokenizerBackend(WrappedBackend):
     """A SpeechTokenizer model behind :class:`Backend`."""
 
     kind = "speechtokenizer"
-
-    def __init__(self, model: Any, name: str, source: str = "") -> None:
-        self.model = model.eval()
-        self.name, self.source = name, source
-        self._fingerprint = weights_fingerprint(model.state_dict())
-
-    @property
-    def fingerprint(self) -> str:
-        return self._fingerprint
-
-    def torch_module(self) -> torch.nn.Module:
-        return self.model
 
     @property
     def sample_rate(self) -> int:

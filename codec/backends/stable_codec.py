@@ -20,9 +20,8 @@ from typing import Any
 import torch
 
 from codec.backends import BackendError
-from codec.backends.base import Backend
+from codec.backends.base import WrappedBackend
 from codec.backends.hub import first_line, local_folder, model_name
-from codec.checkpoint import weights_fingerprint
 
 PRESETS = {"1x46656_400bps": (1, 46656), "2x15625_700bps": (2, 15625), "4x729_1000bps": (4, 729)}
 DEFAULT_PRESET = "2x15625_700bps"
@@ -60,20 +59,15 @@ def load(kind: str, ref: str) -> StableCodecBackend:
     return StableCodecBackend(model, model_name(kind, ref), ref, preset)
 
 
-class StableCodecBackend(Backend):
+class StableCodecBackend(WrappedBackend):
     """A Stable Codec model with a post-hoc residual FSQ bottleneck behind :class:`Backend`."""
 
     kind = "stablecodec"
 
     def __init__(self, model: Any, name: str, source: str, preset: str) -> None:
-        self.model, self.name, self.source = model, f"{name}#{preset}"[:128], source
         self.stages, self.size = PRESETS[preset]
-        self._fingerprint = weights_fingerprint({"preset": torch.tensor(list(preset.encode())),
-                                                 **model.model.state_dict()})  # fmt: skip
-
-    @property
-    def fingerprint(self) -> str:
-        return self._fingerprint
+        extra = {"preset": torch.tensor(list(preset.encode()))}  # the bottleneck changes the codes
+        super().__init__(model, f"{name}#{preset}"[:128], source, extra)
 
     def torch_module(self) -> torch.nn.Module:
         return self.model.model
