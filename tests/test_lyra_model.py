@@ -124,3 +124,15 @@ def test_bundled_lyra_model_loads_by_name_beside_speech_16k() -> None:
     wav = speech_like(16000, seed=7)[None]
     codes = lyra.encode(wav, 16000, num_codebooks=6)
     assert codes.codes.shape == (1, 6, 50) and lyra.decode(codes).shape == (1, 1, 16000)
+
+
+@pytest.mark.skipif(not {"lyra_rvq_16k", "lyra_rvq_16k_v2"} <= set(available()), reason="no bundled weights")
+def test_lyra_rvq_16k_v2_codes_like_lyra_rvq_16k_and_decodes_otherwise() -> None:
+    """The default fine-tuned only lyra_rvq_16k's decoder: the same encoder and quantizer
+    weights, so the same codes for any audio; another decoder, so another identity."""
+    old, new = Codec.from_pretrained("lyra_rvq_16k"), Codec.from_pretrained("lyra_rvq_16k_v2")
+    wav = torch.stack([speech_like(24000, seed=s) for s in (3, 4)])
+    a, b = old.encode(wav, 16000), new.encode(wav, 16000)
+    assert torch.equal(a.codes, b.codes)
+    assert not torch.equal(old.decode(a), new.decode(b))
+    assert old.fingerprint != new.fingerprint

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from codec.errors import InputError
 
-DEFAULT_MODEL = "lyra_rvq_16k"
+DEFAULT_MODEL = "lyra_rvq_16k_v2"
 _HERE = Path(__file__).resolve().parent
 
 
