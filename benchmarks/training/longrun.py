@@ -3,6 +3,7 @@
 Usage (from the repository root)::
 
     python -m benchmarks.training.longrun start    # start or resume it in the background, niced
+    python -m benchmarks.training.longrun start --threads 2   # both cores, while nothing else runs
     python -m benchmarks.training.longrun status   # step, steps per hour, CPU-hours, last evaluations
     python -m benchmarks.training.longrun stop     # SIGTERM: loses the steps since the last checkpoint
     python -m benchmarks.training.longrun save     # newest weights -> the committed warm start
@@ -13,7 +14,11 @@ folder whose weights come from the last weights committed for this run
 (``benchmarks/training/longrun/<name>/weights``, written by ``save``) and counts its steps
 after the committed step; with neither it starts from the preset's own ``init_from``.  The run
 trains on one thread (``OMP_NUM_THREADS=1``) at ``nice 10`` so that it keeps one core while a
-developer works on the other.  A checkpoint every 250 steps bounds what a kill loses.
+developer works on the other; ``--threads 2`` gives it both while nothing else runs (stop and
+start again to change it: the resume loses at most the steps since the last checkpoint).  Each
+start records its thread count in the run folder (``threads.jsonl``), and the run's CPU-hours
+count each training interval's wall time times the threads it ran on.  A checkpoint every 250
+steps bounds what a kill loses.
 
 The curve (``python -m benchmarks.training.curve``) evaluates the run every 5,000 steps.
 """
@@ -21,6 +26,7 @@ The curve (``python -m benchmarks.training.curve``) evaluates the run every 5,00
 from __future__ import annotations
 
 import argparse
+import bisect
 import itertools
 import json
 import os
@@ -28,6 +34,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +67,11 @@ class Run:
     @property
     def weights(self) -> Path:
         return self.home / "weights"
+
+    @property
+    def threads_file(self) -> Path:
+        """One line per start: its wall time and thread count (CPU-hours = wall time x threads)."""
+        return self.folder / "threads.jsonl"
 
     @property
     def origin_file(self) -> Path:
@@ -110,8 +122,8 @@ def pid_alive(run: Run) -> int | None:
     return pid if cmdline.exists() and b"train" in cmdline.read_bytes() else None
 
 
-def start(run: Run) -> str:
-    """Start or resume the run in the background; returns what it did."""
+def start(run: Run, threads: int = 1) -> str:
+    """Start or resume the run in the background on ``threads`` threads; returns what it did."""
     if (pid := pid_alive(run)) is not None:
         return f"{run.name}: already running (pid {pid})"
     run.folder.mkdir(parents=True, exist_ok=True)
@@ -125,12 +137,14 @@ def start(run: Run) -> str:
         cmd += ["--config", str(_fresh_preset(run))]
         what = f"started a new run folder from {run.weights if run.weights.exists() else 'the preset'}"
     log = (run.folder / "train.log").open("ab")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with run.threads_file.open("a") as f:
+        f.write(json.dumps({"wall_time": time.time(), "threads": threads}) + "\n")
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     proc = subprocess.Popen(
         ["nice", "-n", "10", *cmd], stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
     )
     (run.folder / "run.pid").write_text(f"{proc.pid}\n")
-    return f"{run.name}: {what}; pid {proc.pid}, log {run.folder / 'train.log'}"
+    return f"{run.name}: {what}; pid {proc.pid} on {threads} thread(s), log {run.folder / 'train.log'}"
 
 
 def _fresh_preset(run: Run) -> Path:
@@ -157,6 +171,20 @@ def stop(run: Run) -> str:
     return f"{run.name}: SIGTERM sent to {pid}"
 
 
+def thread_starts(run: Run) -> list[tuple[float, int]]:
+    """``(wall time, threads)`` of each start of the run folder, oldest first (none: one thread)."""
+    if not run.threads_file.exists():
+        return []
+    rows = [json.loads(line) for line in run.threads_file.read_text().splitlines() if line.strip()]
+    return sorted((float(r["wall_time"]), int(r["threads"])) for r in rows)
+
+
+def threads_at(starts: list[tuple[float, int]], wall_time: float) -> int:
+    """The thread count of the start in force at ``wall_time`` (1 before the first recorded)."""
+    index = bisect.bisect_right(starts, (wall_time, float("inf"))) - 1
+    return starts[index][1] if index >= 0 else 1
+
+
 def progress(run: Run, upto_step: int | None = None) -> dict:
     """Steps, CPU-hours and rate of the run so far (or up to its run step ``upto_step``), from
     its TensorBoard log."""
@@ -169,10 +197,11 @@ def progress(run: Run, upto_step: int | None = None) -> dict:
         if "train/loss/total" in acc.Tags()["scalars"]:
             events += [(e.wall_time, e.step) for e in acc.Scalars("train/loss/total")]
     events = sorted(e for e in events if upto_step is None or e[1] <= upto_step)
+    starts = thread_starts(run)
     busy, recent = 0.0, []
     for (t0, s0), (t1, s1) in itertools.pairwise(events):
         if 0 < t1 - t0 < _PAUSE_S and s1 > s0:
-            busy += t1 - t0
+            busy += (t1 - t0) * threads_at(starts, t0)
             recent.append((t1 - t0, s1 - s0))
     recent = recent[-20:]
     rate = 3600 * sum(s for _, s in recent) / sum(t for t, _ in recent) if recent else float("nan")
@@ -183,7 +212,7 @@ def progress(run: Run, upto_step: int | None = None) -> dict:
         "step": base["step"] + run_step,
         "run_step": run_step,
         "checkpoint_step": found[-1][0] if found else None,
-        "cpu_hours": base["cpu_hours"] + busy / 3600,  # one training thread
+        "cpu_hours": base["cpu_hours"] + busy / 3600,
         "steps_per_hour": rate,
     }
 
@@ -237,9 +266,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("action", choices=["start", "status", "stop", "save"])
     add_run_args(parser)
+    parser.add_argument("--threads", type=int, default=1, help="start: training threads (default 1)")
     args = parser.parse_args(argv)
+    if args.threads < 1:
+        parser.error("--threads must be at least 1")
     run = run_for(args.preset, args.runs, args.home)
-    print({"start": start, "status": status, "stop": stop, "save": save}[args.action](run))
+    if args.action == "start":
+        print(start(run, args.threads))
+    else:
+        print({"status": status, "stop": stop, "save": save}[args.action](run))
     return 0
 
 

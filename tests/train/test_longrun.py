@@ -13,9 +13,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
-from benchmarks.training.longrun import checkpoints, pid_alive, run_for
+from benchmarks.training.longrun import Run, checkpoints, pid_alive, progress, run_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -94,3 +95,26 @@ def test_run_starts_resumes_from_saved_weights_and_its_curve_is_written(tmp_path
     text = results.read_text()
     assert "## Learning curve: longrun_debug" in text and "| 24 |" in text
     assert (home / "longrun_debug" / "curve.png").stat().st_size > 1000
+
+
+def test_cpu_hours_count_each_interval_times_its_threads(tmp_path) -> None:
+    """Logged steps every 100 s: one hour on one thread, then a start on two threads and one
+    more hour: 3 CPU-hours, 2 of wall time; a pause longer than 10 minutes counts nothing."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    run = Run(tmp_path / "preset.yaml", "r", tmp_path / "runs", tmp_path / "home")
+    (run.folder / "tensorboard").mkdir(parents=True)
+    t0 = 1_000_000.0
+    writer = SummaryWriter(str(run.folder / "tensorboard"))
+    walls = [t0 + 100 * i for i in range(37)] + [t0 + 3600 + 1200 + 100 * i for i in range(37)]
+    for step, wall in enumerate(walls):
+        writer.add_scalar("train/loss/total", 1.0, step, walltime=wall)
+    writer.close()
+    assert progress(run)["cpu_hours"] == pytest.approx(2.0)  # no record: one thread throughout
+    run.threads_file.write_text(
+        json.dumps({"wall_time": t0 - 5, "threads": 1})
+        + "\n"
+        + json.dumps({"wall_time": t0 + 3600 + 1100, "threads": 2})
+        + "\n"
+    )
+    assert progress(run)["cpu_hours"] == pytest.approx(3.0)
