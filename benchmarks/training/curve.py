@@ -166,8 +166,9 @@ def report(run: Run, results: Path = harness.RESULTS_PATH) -> str:
         f"{label} " + ", ".join(f"{k:g}: {v:.2f}" for k, v in pts) for label, pts in references().items()
     )
     body = [
-        f"- Run: `{run.preset}` ({run.name}), one training thread at nice 10 beside other work; "
-        "CPU-hours are the run's training wall time on that one thread",
+        f"- Run: `{run.preset}` ({run.name}), at nice 10 on one thread beside other work (two once a "
+        "session's other work is done: `longrun start --threads 2`); CPU-hours are the run's training "
+        "wall time times the threads it ran on",
         f"- Data: `{DEV}` (100 files, LibriSpeech test-other subset); mean ± 95% confidence interval "
         "over files",
         "- Command: `python -m benchmarks.training.curve watch` (each 5k-step checkpoint, EMA weights, "
