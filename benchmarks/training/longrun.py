@@ -217,8 +217,18 @@ def progress(run: Run, upto_step: int | None = None) -> dict:
     }
 
 
+def keeps_float32(preset: Path) -> bool:
+    """Whether the run's weights are saved in float32: when its preset freezes modules.
+
+    A frozen encoder or quantizer is there to keep another model's codes; rounding it to
+    float16 would change some of them, so such a run saves float32 (twice the size)."""
+    doc = yaml.safe_load(preset.read_text())
+    return bool((doc.get("train") or {}).get("freeze"))
+
+
 def save(run: Run) -> str:
-    """Export the newest checkpoint (EMA, float16) as the committed warm start of the run."""
+    """Export the newest checkpoint (EMA; float16, float32 where the preset freezes modules) as
+    the committed warm start of the run."""
     found = checkpoints(run)
     if not found:
         return f"{run.name}: no checkpoint to save"
@@ -227,9 +237,9 @@ def save(run: Run) -> str:
     target = run.weights
     with tempfile.TemporaryDirectory(dir=run.home.parent if run.home.parent.exists() else None) as tmp:
         out = Path(tmp) / "weights"
-        subprocess.run(
-            [sys.executable, "-m", "codec", "export", str(ckpt), "-o", str(out), "--half"], check=True
-        )
+        half = [] if keeps_float32(run.preset) else ["--half"]
+        export = [sys.executable, "-m", "codec", "export", str(ckpt), "-o", str(out), *half]
+        subprocess.run(export, check=True)
         run.home.mkdir(parents=True, exist_ok=True)
         if target.exists():
             for f in target.iterdir():
@@ -238,7 +248,8 @@ def save(run: Run) -> str:
         out.rename(target)
     state = {"step": origin(run)["step"] + step, "cpu_hours": round(p["cpu_hours"], 4)}
     (run.home / "state.json").write_text(json.dumps(state, indent=1) + "\n")
-    return f"{run.name}: step {state['step']} ({state['cpu_hours']} CPU-hours) saved to {target}"
+    dtype = "float32" if keeps_float32(run.preset) else "float16"
+    return f"{run.name}: step {state['step']} ({state['cpu_hours']} CPU-hours) saved to {target} ({dtype})"
 
 
 def status(run: Run) -> str:

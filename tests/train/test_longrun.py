@@ -14,9 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
+from safetensors.torch import load_file
 
-from benchmarks.training.longrun import Run, checkpoints, pid_alive, progress, run_for
+from benchmarks.training.longrun import Run, checkpoints, keeps_float32, pid_alive, progress, run_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -69,7 +71,8 @@ def test_run_starts_resumes_from_saved_weights_and_its_curve_is_written(tmp_path
 
     assert "step 12" in _tool("longrun", "save", paths=paths)
     assert json.loads((home / "longrun_debug" / "state.json").read_text())["step"] == 12
-    assert (home / "longrun_debug" / "weights" / "model.safetensors").exists()
+    saved = load_file(home / "longrun_debug" / "weights" / "model.safetensors")
+    assert {t.dtype for t in saved.values() if t.is_floating_point()} == {torch.float16}
 
     # The machine lost the run folder: the next start continues from the saved weights, and
     # its steps count after the saved step.
@@ -118,3 +121,13 @@ def test_cpu_hours_count_each_interval_times_its_threads(tmp_path) -> None:
         + "\n"
     )
     assert progress(run)["cpu_hours"] == pytest.approx(3.0)
+
+
+def test_a_preset_that_freezes_modules_saves_float32_so_its_codes_do_not_move(tmp_path) -> None:
+    # float16 rounding of a frozen encoder or quantizer changes some codes of the model it keeps.
+    assert keeps_float32(REPO / "configs" / "lyra_rvq_16k_v2.yaml")
+    assert not keeps_float32(REPO / "configs" / "speech_16k_v2.yaml")
+    doc = yaml.safe_load((REPO / "configs" / "debug.yaml").read_text())
+    doc["train"]["freeze"] = ["quantizer"]
+    (tmp_path / "frozen.yaml").write_text(yaml.safe_dump(doc))
+    assert keeps_float32(tmp_path / "frozen.yaml")
