@@ -27,7 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.training.longrun import Run, add_run_args, checkpoints, origin, progress, run_for
+from benchmarks.training.longrun import HOME, Run, add_run_args, checkpoints, origin, progress, run_for
+from codec import pretrained
 from codec.bench import harness
 
 SECTION = "Learning curve: {name}"
@@ -101,9 +102,13 @@ def add_row(run: Run, row: dict) -> None:
     os.replace(tmp, run.home / "curve.json")
 
 
-def references() -> dict[str, list[tuple[float, float]]]:
-    """``{codec label: [(kbps, PESQ-wb)]}`` of the committed dev report (bundled model, Lyra v2)."""
+def references(homes: Path | None = None, exclude: str | None = None) -> dict[str, list[tuple[float, float]]]:
+    """``{codec label: [(kbps, PESQ-wb)]}``: the bundled models and Lyra v2 of the committed dev
+    reports, and each bundled model trained by a long run (``homes/NAME/curve.json``, other than
+    ``exclude``) at the step it shipped."""
     out: dict[str, list[tuple[float, float]]] = {}
+    for name, points in _shipped_runs(homes, exclude):
+        out[f"ours ({name}, bundled)"] = points
     for path in REFERENCES:
         if not path.exists():
             continue
@@ -113,6 +118,21 @@ def references() -> dict[str, list[tuple[float, float]]]:
                 found.setdefault(s["codec"], []).append((s["kbps"], s["metrics"]["pesq_wb"]["mean"]))
         out.update(found)
     return out
+
+
+def _shipped_runs(homes: Path | None, exclude: str | None) -> list[tuple[str, list[tuple[float, float]]]]:
+    """``(bundled model, [(kbps, PESQ-wb)])`` from the curve row of the step each one shipped."""
+    found = []
+    for curve in sorted((homes or HOME).glob("*/curve.json")):
+        name = curve.parent.name
+        if name == exclude or name not in pretrained.available():
+            continue
+        config = json.loads((pretrained.model_dir(name) / "config.json").read_text())
+        step = (config.get("metadata") or {}).get("training_step")
+        row = next((r for r in json.loads(curve.read_text()) if r["step"] == step), None)
+        if row is not None:
+            found.append((name, [(float(k), v["pesq_wb"]["mean"]) for k, v in row["kbps"].items()]))
+    return found
 
 
 def plot(run: Run, rows: list[dict]) -> Path:
@@ -131,7 +151,7 @@ def plot(run: Run, rows: list[dict]) -> Path:
                 marker="o", color=colour, label=f"{run.name} {kbps} kbps", capsize=3,
             )  # fmt: skip
     styles = {"ours": ":", "Lyra": "--"}
-    for label, points in references().items():
+    for label, points in references(run.homes, run.name).items():
         for kbps, value in points:
             if kbps > 6.5:
                 continue
@@ -163,7 +183,8 @@ def report(run: Run, results: Path = harness.RESULTS_PATH) -> str:
             table.append([f"{r['step']:,}", f"{r['cpu_hours']:.1f}", kbps, *cells])
     png = plot(run, rows) if rows else None
     refs = "; ".join(
-        f"{label} " + ", ".join(f"{k:g}: {v:.2f}" for k, v in pts) for label, pts in references().items()
+        f"{label} " + ", ".join(f"{k:g}: {v:.2f}" for k, v in pts)
+        for label, pts in references(run.homes, run.name).items()
     )
     body = [
         f"- Run: `{run.preset}` ({run.name}), at nice 10 on one thread beside other work (two once a "
@@ -174,7 +195,8 @@ def report(run: Run, results: Path = harness.RESULTS_PATH) -> str:
         "- Command: `python -m benchmarks.training.curve watch` (each 5k-step checkpoint, EMA weights, "
         "`codec bench quality --bitrates 1.5,3,6`), then `python -m benchmarks.training.curve report`",
         f"- Machine: {harness.cpu_name()}",
-        f"- Reference PESQ-wb on the same files (`benchmarks/reconstruction/report`): {refs}",
+        "- Reference PESQ-wb on the same files (the committed dev reports; a bundled model trained by a "
+        f"long run, at the step it shipped): {refs}",
         "",
         harness.markdown_table(header, table) if table else "(no evaluation yet)",
     ]

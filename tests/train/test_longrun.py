@@ -131,3 +131,26 @@ def test_a_preset_that_freezes_modules_saves_float32_so_its_codes_do_not_move(tm
     doc["train"]["freeze"] = ["quantizer"]
     (tmp_path / "frozen.yaml").write_text(yaml.safe_dump(doc))
     assert keeps_float32(tmp_path / "frozen.yaml")
+
+
+def test_a_bundled_models_long_run_is_a_reference_line_at_the_step_it_shipped(tmp_path) -> None:
+    from benchmarks.training.curve import references
+    from codec import pretrained
+
+    name = pretrained.DEFAULT_MODEL
+    if name not in pretrained.available():
+        pytest.skip("no bundled weights in this checkout")
+    config = json.loads((pretrained.model_dir(name) / "config.json").read_text())
+    shipped = config["metadata"]["training_step"]
+
+    def row(step: int, pesq: float) -> dict:
+        return {"step": step, "kbps": {"6": {"pesq_wb": {"mean": pesq, "ci95": 0.05}}}}
+
+    for run_name in (name, "not_bundled"):
+        (tmp_path / run_name).mkdir()
+        rows = [row(0, 1.0), row(shipped, 2.5), row(shipped + 5000, 2.7)]
+        (tmp_path / run_name / "curve.json").write_text(json.dumps(rows))
+    refs = references(tmp_path)
+    assert refs[f"ours ({name}, bundled)"] == [(6.0, 2.5)]
+    assert not any("not_bundled" in label for label in refs)
+    assert f"ours ({name}, bundled)" not in references(tmp_path, exclude=name)
