@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 from benchmarks.training.longrun import HOME, Run, add_run_args, checkpoints, origin, progress, run_for
 from codec import pretrained
 from codec.bench import harness
@@ -190,6 +192,7 @@ def report(run: Run, results: Path = harness.RESULTS_PATH) -> str:
         f"- Run: `{run.preset}` ({run.name}), at nice 10 on one thread beside other work (two once a "
         "session's other work is done: `longrun start --threads 2`); CPU-hours are the run's training "
         "wall time times the threads it ran on",
+        *_branch_lines(run),
         f"- Data: `{DEV}` (100 files, LibriSpeech test-other subset); mean ± 95% confidence interval "
         "over files",
         "- Command: `python -m benchmarks.training.curve watch` (each 5k-step checkpoint, EMA weights, "
@@ -205,6 +208,21 @@ def report(run: Run, results: Path = harness.RESULTS_PATH) -> str:
     section = SECTION.format(name=run.name)
     harness.write_section(section, "\n".join(body), results)
     return f"{len(rows)} evaluations -> {results} ({section})"
+
+
+def _branch_lines(run: Run) -> list[str]:
+    """What a cooldown branch is, for its RESULTS section (nothing for the run itself)."""
+    at = origin(run).get("branched_at")
+    preset = run.folder / "preset.yaml"
+    if at is None or not preset.exists():
+        return []
+    train = yaml.safe_load(preset.read_text())["train"]
+    start, end = origin(run)["step"] + at, origin(run)["step"] + train["max_steps"]
+    return [
+        f"- Cooldown branch (`longrun cooldown`): the run's checkpoint at step {start:,} trained on to "
+        f"step {end:,} while the learning rate decays (cosine) from {train['optimizer']['lr']:g} to its "
+        "floor; the run itself goes on from that checkpoint at full rate"
+    ]
 
 
 def _cell(stat: dict, metric: str) -> str:
@@ -248,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--poll", type=float, default=60.0, help="watch: seconds between looks")
     args = parser.parse_args(argv)
-    run = run_for(args.preset, args.runs, args.home)
+    run = run_for(args.preset, args.runs, args.home, args.branch)
     if args.action == "watch":
         watch(run, args)
     elif args.action == "eval":

@@ -7,6 +7,7 @@ Usage (from the repository root)::
     python -m benchmarks.training.longrun status   # step, steps per hour, CPU-hours, last evaluations
     python -m benchmarks.training.longrun stop     # SIGTERM: loses the steps since the last checkpoint
     python -m benchmarks.training.longrun save     # newest weights -> the committed warm start
+    python -m benchmarks.training.longrun cooldown --steps 10000   # a decay branch (below)
 
 ``start`` resumes from the newest checkpoint of ``runs/<name>/`` (full state: optimiser, step,
 data position) when the machine still has the run folder.  Without one it starts a new run
@@ -21,6 +22,12 @@ count each training interval's wall time times the threads it ran on.  A checkpo
 steps bounds what a kill loses.
 
 The curve (``python -m benchmarks.training.curve``) evaluates the run every 5,000 steps.
+
+The run holds its learning rate (``schedule: wsd``); its best weights at a given step come from
+a *cooldown*: a branch that continues the run's newest checkpoint for ``--steps`` more steps
+while the rate decays to its floor, in its own run folder ``runs/<name>-cooldown/`` (its own
+checkpoints, log and curve: every other action takes ``--branch cooldown``).  The run itself is
+left at that checkpoint, at full rate, and a later ``start`` continues it from there.
 """
 
 from __future__ import annotations
@@ -79,13 +86,16 @@ class Run:
         return self.folder / "origin.json"
 
 
-def run_for(preset: Path, runs: Path = RUNS, homes: Path = HOME) -> Run:
+def run_for(preset: Path, runs: Path = RUNS, homes: Path = HOME, branch: str | None = None) -> Run:
+    """The long run of ``preset`` (or its ``branch``, a run folder ``NAME-BRANCH`` of its own)."""
     doc = yaml.safe_load(preset.read_text())
-    return Run(preset, doc["model"]["name"], runs, homes)
+    name = doc["model"]["name"] + (f"-{branch}" if branch else "")
+    return Run(preset, name, runs, homes)
 
 
 def add_run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", type=Path, default=PRESET, help="the run's preset (default: %(default)s)")
+    parser.add_argument("--branch", choices=["cooldown"], help="the run's cooldown branch instead of the run")
     parser.add_argument("--runs", type=Path, default=RUNS, help="run folders (default: %(default)s)")
     parser.add_argument(
         "--home", type=Path, default=HOME, help="committed weights and curves (default: %(default)s)"
@@ -122,17 +132,20 @@ def pid_alive(run: Run) -> int | None:
     return pid if cmdline.exists() and b"train" in cmdline.read_bytes() else None
 
 
-def start(run: Run, threads: int = 1) -> str:
-    """Start or resume the run in the background on ``threads`` threads; returns what it did."""
+def start(run: Run, threads: int = 1, preset: Path | None = None, resume: Path | None = None) -> str:
+    """Start or resume the run in the background on ``threads`` threads; returns what it did.
+
+    ``preset`` replaces the run's own; ``resume`` is where a run folder without checkpoints
+    starts (a branch: another run's checkpoint)."""
     if (pid := pid_alive(run)) is not None:
         return f"{run.name}: already running (pid {pid})"
     run.folder.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "codec", "train", "--run-dir", str(run.folder), "--no-progress"]
     found = checkpoints(run)
-    if found:
-        step, ckpt = found[-1]
-        cmd += ["--config", str(run.preset), "--resume", str(ckpt)]
-        what = f"resumed from {ckpt} (run step {step})"
+    if found or resume is not None:
+        step, ckpt = found[-1] if found else (None, resume)
+        cmd += ["--config", str(preset or run.preset), "--resume", str(ckpt)]
+        what = f"resumed from {ckpt}" + (f" (run step {step})" if step is not None else "")
     else:
         cmd += ["--config", str(_fresh_preset(run))]
         what = f"started a new run folder from {run.weights if run.weights.exists() else 'the preset'}"
@@ -145,6 +158,31 @@ def start(run: Run, threads: int = 1) -> str:
     )
     (run.folder / "run.pid").write_text(f"{proc.pid}\n")
     return f"{run.name}: {what}; pid {proc.pid} on {threads} thread(s), log {run.folder / 'train.log'}"
+
+
+def cooldown(main: Run, branch: Run, steps: int, threads: int = 1) -> str:
+    """Start (or resume) the cooldown branch: ``steps`` more steps from the run's newest
+    checkpoint, the rate decaying to its floor over all of them."""
+    if (pid := pid_alive(main)) is not None:
+        return f"{main.name}: running (pid {pid}); stop it first (longrun stop): one run at a time"
+    if (pid := pid_alive(branch)) is not None:
+        return f"{branch.name}: already running (pid {pid})"
+    branch.folder.mkdir(parents=True, exist_ok=True)
+    preset = branch.folder / "preset.yaml"
+    if checkpoints(branch):
+        return start(branch, threads, preset)
+    found = checkpoints(main)
+    if not found:
+        return f"{main.name}: no checkpoint to cool down from"
+    step, ckpt = found[-1]
+    doc = yaml.safe_load(main.preset.read_text())
+    doc["train"]["max_steps"] = step + steps
+    doc["train"]["optimizer"].update(schedule="wsd", decay_steps=steps)
+    preset.write_text(yaml.safe_dump(doc, sort_keys=False))
+    # The branch counts its steps and CPU-hours on from the run's at the checkpoint it left.
+    base = {"step": origin(main)["step"], "cpu_hours": progress(main, upto_step=step)["cpu_hours"]}
+    branch.origin_file.write_text(json.dumps({**base, "branched_at": step}))
+    return start(branch, threads, preset, resume=ckpt)
 
 
 def _fresh_preset(run: Run) -> Path:
@@ -275,15 +313,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.training.longrun", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("action", choices=["start", "status", "stop", "save"])
+    parser.add_argument("action", choices=["start", "status", "stop", "save", "cooldown"])
     add_run_args(parser)
-    parser.add_argument("--threads", type=int, default=1, help="start: training threads (default 1)")
+    parser.add_argument("--threads", type=int, default=1, help="start, cooldown: threads (default 1)")
+    parser.add_argument("--steps", type=int, help="cooldown: steps of the decay (its first start)")
     args = parser.parse_args(argv)
     if args.threads < 1:
         parser.error("--threads must be at least 1")
-    run = run_for(args.preset, args.runs, args.home)
-    if args.action == "start":
-        print(start(run, args.threads))
+    run = run_for(args.preset, args.runs, args.home, args.branch)
+    if args.action == "cooldown":
+        if args.steps is None or args.steps < 1:
+            parser.error("cooldown needs --steps N (N >= 1)")
+        branch = run_for(args.preset, args.runs, args.home, "cooldown")
+        print(cooldown(run_for(args.preset, args.runs, args.home), branch, args.steps, args.threads))
+    elif args.action == "start":
+        if args.branch and not checkpoints(run):
+            parser.error("a branch starts with `cooldown --steps N`")
+        print(start(run, args.threads, run.folder / "preset.yaml" if args.branch else None))
     else:
         print({"status": status, "stop": stop, "save": save}[args.action](run))
     return 0
