@@ -153,7 +153,7 @@ def test_bundled_names_never_leave_the_bundle_folder(tmp_path, monkeypatch, name
         pretrained.model_dir(name)
 
 
-@pytest.mark.parametrize("name", [None, "lyra_rvq_16k_v2", "lyra_rvq_16k", "speech_16k"])
+@pytest.mark.parametrize("name", [None, "lyra_rvq_16k_v2", "lyra_rvq_16k", "speech_16k", "speech_16k_v2"])
 def test_bundled_model_is_the_trained_one(name: str | None) -> None:
     # Guards against shipping random or mismatched weights: the model must reconstruct its
     # held-out example clip (mel distance at 6 kbps when exported: 0.13 for speech_16k, 0.16 for

@@ -1,5 +1,5 @@
 """Golden values: each bundled model's codes and decoded audio on its example clip are pinned
-(the default and the earlier defaults, whose token files users hold).
+(every bundled model: users hold token files of each).
 
 A change of the weights or of the numerics changes how every existing token file decodes; it
 must be deliberate.  After retraining, regenerate with ``python tests/golden/make_golden.py``
@@ -40,6 +40,10 @@ def golden(model: str) -> dict:
 
 def test_the_default_model_is_pinned() -> None:
     assert make_golden.MODELS[0] == make_golden.MODEL
+
+
+def test_every_bundled_model_is_pinned() -> None:
+    assert set(available()) <= set(make_golden.MODELS)
 
 
 def test_golden_values_belong_to_the_bundled_weights(model: str, codec: Codec, golden: dict) -> None:

@@ -33,8 +33,8 @@ from codec.tokenfile import write_codes
 
 HERE = Path(__file__).resolve().parent
 MODEL = pretrained.DEFAULT_MODEL
-# The default, and every earlier default: their token files must keep decoding as they did.
-MODELS = tuple(dict.fromkeys((MODEL, "lyra_rvq_16k", "speech_16k")))
+# Every bundled model, the default first: their token files must keep decoding as they did.
+MODELS = tuple(dict.fromkeys((MODEL, "lyra_rvq_16k", "speech_16k", "speech_16k_v2")))
 HEAD_SAMPLES = 640  # two frames at 16 kHz / hop 320, stored exactly
 
 
