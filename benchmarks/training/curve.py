@@ -137,7 +137,7 @@ def _shipped_runs(homes: Path | None, exclude: str | None) -> list[tuple[str, li
     return found
 
 
-def plot(run: Run, rows: list[dict]) -> Path:
+def plot(run: Run, rows: list[dict], refs: dict[str, list[tuple[float, float]]]) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -153,7 +153,7 @@ def plot(run: Run, rows: list[dict]) -> Path:
                 marker="o", color=colour, label=f"{run.name} {kbps} kbps", capsize=3,
             )  # fmt: skip
     styles = {"ours": ":", "Lyra": "--"}
-    for label, points in references(run.homes, run.name).items():
+    for label, points in refs.items():
         for kbps, value in points:
             if kbps > 6.5:
                 continue
@@ -183,10 +183,10 @@ def report(run: Run, results: Path = harness.RESULTS_PATH) -> str:
         for kbps, stats in r["kbps"].items():
             cells = [_cell(stats[m], m) for m in METRICS]
             table.append([f"{r['step']:,}", f"{r['cpu_hours']:.1f}", kbps, *cells])
-    png = plot(run, rows) if rows else None
+    lines = references(run.homes, run.name)
+    png = plot(run, rows, lines) if rows else None
     refs = "; ".join(
-        f"{label} " + ", ".join(f"{k:g}: {v:.2f}" for k, v in pts)
-        for label, pts in references(run.homes, run.name).items()
+        f"{label} " + ", ".join(f"{k:g}: {v:.2f}" for k, v in pts) for label, pts in lines.items()
     )
     body = [
         f"- Run: `{run.preset}` ({run.name}), at nice 10 on one thread beside other work (two once a "
@@ -212,12 +212,12 @@ def report(run: Run, results: Path = harness.RESULTS_PATH) -> str:
 
 def _branch_lines(run: Run) -> list[str]:
     """What a cooldown branch is, for its RESULTS section (nothing for the run itself)."""
-    at = origin(run).get("branched_at")
+    base = origin(run)
     preset = run.folder / "preset.yaml"
-    if at is None or not preset.exists():
+    if "branched_at" not in base or not preset.exists():
         return []
     train = yaml.safe_load(preset.read_text())["train"]
-    start, end = origin(run)["step"] + at, origin(run)["step"] + train["max_steps"]
+    start, end = base["step"] + base["branched_at"], base["step"] + train["max_steps"]
     return [
         f"- Cooldown branch (`longrun cooldown`): the run's checkpoint at step {start:,} trained on to "
         f"step {end:,} while the learning rate decays (cosine) from {train['optimizer']['lr']:g} to its "

@@ -223,18 +223,25 @@ def threads_at(starts: list[tuple[float, int]], wall_time: float) -> int:
     return starts[index][1] if index >= 0 else 1
 
 
-def progress(run: Run, upto_step: int | None = None) -> dict:
-    """Steps, CPU-hours and rate of the run so far (or up to its run step ``upto_step``), from
-    its TensorBoard log."""
+def scalars(run: Run, tag: str) -> list[tuple[float, int, float]]:
+    """``(wall time, step, value)`` of every ``tag`` scalar in the run folder's TensorBoard log."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    events = []
+    found = []
     for f in sorted((run.folder / "tensorboard").glob("events.out.tfevents.*")):
         acc = EventAccumulator(str(f), size_guidance={"scalars": 0})
         acc.Reload()
-        if "train/loss/total" in acc.Tags()["scalars"]:
-            events += [(e.wall_time, e.step) for e in acc.Scalars("train/loss/total")]
-    events = sorted(e for e in events if upto_step is None or e[1] <= upto_step)
+        if tag in acc.Tags()["scalars"]:
+            found += [(e.wall_time, e.step, e.value) for e in acc.Scalars(tag)]
+    return found
+
+
+def progress(run: Run, upto_step: int | None = None) -> dict:
+    """Steps, CPU-hours and rate of the run so far (or up to its run step ``upto_step``), from
+    its TensorBoard log."""
+    events = sorted(
+        (t, s) for t, s, _ in scalars(run, "train/loss/total") if upto_step is None or s <= upto_step
+    )
     starts = thread_starts(run)
     busy, recent = 0.0, []
     for (t0, s0), (t1, s1) in itertools.pairwise(events):
@@ -275,7 +282,8 @@ def save(run: Run) -> str:
     target = run.weights
     with tempfile.TemporaryDirectory(dir=run.home.parent if run.home.parent.exists() else None) as tmp:
         out = Path(tmp) / "weights"
-        half = [] if keeps_float32(run.preset) else ["--half"]
+        float32 = keeps_float32(run.preset)
+        half = [] if float32 else ["--half"]
         export = [sys.executable, "-m", "codec", "export", str(ckpt), "-o", str(out), *half]
         subprocess.run(export, check=True)
         run.home.mkdir(parents=True, exist_ok=True)
@@ -286,7 +294,7 @@ def save(run: Run) -> str:
         out.rename(target)
     state = {"step": origin(run)["step"] + step, "cpu_hours": round(p["cpu_hours"], 4)}
     (run.home / "state.json").write_text(json.dumps(state, indent=1) + "\n")
-    dtype = "float32" if keeps_float32(run.preset) else "float16"
+    dtype = "float32" if float32 else "float16"
     return f"{run.name}: step {state['step']} ({state['cpu_hours']} CPU-hours) saved to {target} ({dtype})"
 
 

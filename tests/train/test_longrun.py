@@ -18,7 +18,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from benchmarks.training.longrun import Run, checkpoints, keeps_float32, pid_alive, progress, run_for
+from benchmarks.training.longrun import Run, checkpoints, keeps_float32, pid_alive, progress, run_for, scalars
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -109,23 +109,11 @@ def test_run_starts_resumes_from_saved_weights_and_its_curve_is_written(tmp_path
     assert checkpoints(run) == before
     assert [s for s, _ in checkpoints(branch)][-1] == 18
     assert "step 30 (this run folder: 18" in _tool("longrun", "status", "--branch", "cooldown", paths=paths)
-    rates = _scalars(branch, "train/lr")
+    rates = [(step, value) for _, step, value in scalars(branch, "train/lr")]
     assert rates[-1][1] < 0.2 * max(r for _, r in rates) and min(s for s, _ in rates) >= 12
     _tool("curve", "eval", str(checkpoints(branch)[-1][1]), *args, "--branch", "cooldown", paths=paths)
     assert "Cooldown branch" in results.read_text() and "| 30 |" in results.read_text()
     assert json.loads((home / "longrun_debug" / "curve.json").read_text())[-1]["step"] == 24
-
-
-def _scalars(run: Run, tag: str) -> list[tuple[int, float]]:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    found = []
-    for f in (run.folder / "tensorboard").glob("events.out.tfevents.*"):
-        acc = EventAccumulator(str(f), size_guidance={"scalars": 0})
-        acc.Reload()
-        if tag in acc.Tags()["scalars"]:
-            found += [(e.step, e.value) for e in acc.Scalars(tag)]
-    return sorted(found)
 
 
 def test_cpu_hours_count_each_interval_times_its_threads(tmp_path) -> None:
